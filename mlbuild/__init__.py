@@ -1,0 +1,30 @@
+"""mlbuild: continuous integration for machine-learning projects, as Luigi tasks."""
+
+from mlbuild.errors import (
+    BuildError,
+    ConfigError,
+    DataError,
+    GateFailed,
+    IntegrityError,
+    MissingError,
+    MlbuildError,
+    StoreError,
+)
+from mlbuild.store import LocalCache, ObjectInfo, Store, open_store
+from mlbuild.task import BuildTask
+
+__all__ = [
+    "BuildError",
+    "BuildTask",
+    "ConfigError",
+    "DataError",
+    "GateFailed",
+    "IntegrityError",
+    "LocalCache",
+    "MissingError",
+    "MlbuildError",
+    "ObjectInfo",
+    "Store",
+    "StoreError",
+    "open_store",
+]

@@ -1,0 +1,77 @@
+"""Load a project's TOML configuration into a validated pydantic model.
+
+Errors name the file and the dotted key, say what was expected and what was found, and
+suggest a known key for a misspelt one — all problems in one message, not the first only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mlbuild.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Section(BaseModel):
+    """Base for configuration sections: unknown keys are errors; types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names valid at ``loc`` (the location of an unknown key)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe(model: type[BaseModel], error: dict) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(model, error["loc"])
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return f"{key}: unknown key.{hint} Known keys here: {', '.join(known)}."
+    if error["type"] == "missing":
+        return f"{key}: required, but not set."
+    return f"{key}: {error['msg']} (got {error.get('input')!r})."
+
+
+@cache
+def _load(path: Path, mtime_ns: int, model: type[M]) -> M:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"The configuration file {path} does not exist. Hint: run from the project's "
+            "root folder, or set its path in luigi.cfg."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n".join(f"  - {_describe(model, e)}" for e in exc.errors())
+        raise ConfigError(f"{path} has {exc.error_count()} problem(s):\n{problems}") from None
+
+
+def load_config(path: str | os.PathLike, model: type[M]) -> M:
+    """The validated contents of ``path``; parsed once per process while the file is unchanged."""
+    path = Path(path)
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        mtime = -1
+    return _load(path, mtime, model)

@@ -1,0 +1,84 @@
+"""The exceptions of mlbuild and the exit codes they map to.
+
+Every error a user can cause is an ``MlbuildError`` whose message says what was
+wrong, where, and what to do. The command line prints the message without a
+traceback and exits with the code of its kind::
+
+    MlbuildError                      (1)  base; also any unexpected failure
+    ├── ConfigError(ValueError)       (3)  bad configuration: unknown key, wrong type
+    ├── DataError(ValueError)         (4)  data that breaks its schema or cannot be read
+    ├── MissingError(LookupError)     (5)  missing data, upstream result or model
+    ├── IntegrityError(ValueError)    (6)  a digest that does not match
+    ├── StoreError(OSError)           (7)  the store cannot be read or written
+    ├── GateFailed(AssertionError)    (8)  an accuracy gate did not pass
+    └── BuildError(RuntimeError)      (9)  a task broke its contract (e.g. a missing output)
+
+Each also inherits the builtin a caller would already catch, as scikit-learn does.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USAGE = 2  # argparse's own code for a bad command line
+
+
+class MlbuildError(Exception):
+    """Root of every error mlbuild raises on purpose."""
+
+    exit_code = 1
+    kind = "error"
+
+
+class ConfigError(MlbuildError, ValueError):
+    exit_code = 3
+    kind = "configuration error"
+
+
+class DataError(MlbuildError, ValueError):
+    exit_code = 4
+    kind = "data error"
+
+
+class MissingError(MlbuildError, LookupError):
+    exit_code = 5
+    kind = "missing data or dependency"
+
+
+class IntegrityError(MlbuildError, ValueError):
+    exit_code = 6
+    kind = "integrity error"
+
+
+class StoreError(MlbuildError, OSError):
+    exit_code = 7
+    kind = "store error"
+
+
+class GateFailed(MlbuildError, AssertionError):
+    exit_code = 8
+    kind = "accuracy gate failed"
+
+
+class BuildError(MlbuildError, RuntimeError):
+    exit_code = 9
+    kind = "task contract broken"
+
+
+ERROR_KINDS: tuple[type[MlbuildError], ...] = (
+    MlbuildError,
+    ConfigError,
+    DataError,
+    MissingError,
+    IntegrityError,
+    StoreError,
+    GateFailed,
+    BuildError,
+)
+
+
+def kind_by_name(name: str) -> type[MlbuildError]:
+    """Return the error class called ``name`` (used to carry errors across processes)."""
+    for cls in ERROR_KINDS:
+        if cls.__name__ == name:
+            return cls
+    return MlbuildError

@@ -1,0 +1,89 @@
+"""Published models: immutable copies in ``<store>/models/<name>/sha256-<digest>/``.
+
+Publishing copies a model into its content-addressed place and records it in
+``models.lock``; verifying checks that what the lock names is in the store, byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from mlbuild.errors import IntegrityError, MlbuildError
+from mlbuild.lockfile import LockFile, ModelEntry
+from mlbuild.store import LocalCache, Store
+
+
+def model_key(name: str, sha256: str, filename: str) -> str:
+    return f"models/{name}/sha256-{sha256}/{filename}"
+
+
+def key_of(store: Store, uri: str) -> str:
+    """The store key of a URI that models.lock recorded."""
+    root = store.uri.rstrip("/") + "/"
+    if not uri.startswith(root):
+        raise MlbuildError(
+            f"{uri} is not in the configured store {store.uri}. Hint: point [mlbuild] store "
+            "at the store the lock was written for, or run the pipeline to publish again."
+        )
+    return uri[len(root):]
+
+
+def publish_model(
+    store: Store,
+    lock_path: str | os.PathLike,
+    name: str,
+    model_path: str | os.PathLike,
+    *,
+    sha256: str,
+    filename: str,
+    fingerprint: str,
+    created: str,
+    metrics: dict[str, Any],
+) -> ModelEntry:
+    """Copy a model, whose digest is known, into the registry and record it in the lock.
+
+    The copy is skipped when the content-addressed key already exists.
+    """
+    key = model_key(name, sha256, filename)
+    if not store.exists(key):
+        stored = store.put_file(model_path, key)
+        if stored.sha256 != sha256:
+            store.delete(key)
+            raise IntegrityError(
+                f"The model file {model_path} has sha256 {stored.sha256}, but {sha256} was "
+                "recorded when it was made. Hint: clear the cache folder and run again."
+            )
+    entry = ModelEntry(
+        uri=store.url(key),
+        sha256=sha256,
+        size=os.path.getsize(model_path),
+        fingerprint=fingerprint,
+        created=created,
+        metrics=metrics,
+    )
+    LockFile.read(lock_path).with_model(name, entry).write(lock_path)
+    return entry
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    entry: ModelEntry
+    problem: str | None  # None when the model is present and intact
+
+
+def verify_lock(lock: LockFile, store: Store, cache: LocalCache) -> list[Check]:
+    """Check every model in the lock against the store (fetching into the cache)."""
+    checks = []
+    for name, entry in sorted(lock.models.items()):
+        try:
+            path = cache.fetch(store, key_of(store, entry.uri), entry.sha256)
+            if os.path.getsize(path) != entry.size:
+                raise IntegrityError(f"{entry.uri} has {os.path.getsize(path)} bytes, "
+                                     f"the lock records {entry.size}.")
+            checks.append(Check(name, entry, None))
+        except MlbuildError as exc:
+            checks.append(Check(name, entry, str(exc)))
+    return checks

@@ -1,0 +1,51 @@
+"""Failures carried from task processes back to the command that started the run.
+
+Luigi runs tasks in worker processes and keeps only a text explanation of a failure.
+``mlbuild run`` needs the *kind* of each failure to choose its exit code, so a task that
+fails writes a small record into the run's folder (named by ``MLBUILD_RUN_DIR``), and the
+command reads the records when Luigi returns. Without that variable nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlbuild.errors import MlbuildError
+
+RUN_DIR_ENV = "MLBUILD_RUN_DIR"
+
+
+@dataclass(frozen=True)
+class Failure:
+    task: str
+    kind: str  # the MlbuildError subclass name, or the foreign exception's
+    exit_code: int
+    message: str
+
+
+def record_failure(task_id: str, exc: BaseException) -> None:
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if not run_dir:
+        return
+    known = isinstance(exc, MlbuildError)
+    failure = Failure(
+        task=task_id,
+        kind=type(exc).__name__,
+        exit_code=exc.exit_code if known else MlbuildError.exit_code,
+        message=str(exc) if known else f"{type(exc).__name__}: {exc}",
+    )
+    folder = Path(run_dir, "failures")
+    folder.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", task_id)[:150]
+    (folder / f"{name}.json").write_text(json.dumps(failure.__dict__))
+
+
+def read_failures(run_dir: str | os.PathLike) -> list[Failure]:
+    folder = Path(run_dir, "failures")
+    if not folder.is_dir():
+        return []
+    return [Failure(**json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]

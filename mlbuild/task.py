@@ -1,0 +1,209 @@
+"""``BuildTask``: a Luigi task whose outputs are fingerprinted, verified and resumable.
+
+A subclass declares its named ``outputs`` and writes them in :meth:`BuildTask.build`;
+the base class does the rest::
+
+    class TrainModel(BuildTask):
+        outputs = {"model": "model.txt"}
+        code_modules = ("tasks.training",)      # code it depends on, besides its own module
+        packages = ("lightgbm",)                # packages whose version changes its result
+
+        def requires(self):
+            return {"split": SplitData()}
+
+        def settings(self):                     # configuration that changes its result
+            return {"train": load_config().train.model_dump()}
+
+        def build(self, inputs, outputs):
+            train(inputs["split"]["train"], outputs["model"])
+
+``build`` receives its upstream outputs as verified, read-only local files and writes
+its own outputs to local paths. Afterwards the base class uploads them to
+``<store>/<Family>/<fingerprint>/`` and writes the manifest last; the task is complete
+exactly when that manifest exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import luigi
+
+from mlbuild import fingerprint as fp
+from mlbuild.errors import BuildError, MlbuildError
+from mlbuild.manifest import MANIFEST, Manifest, OutputRecord, git_commit, host, now
+from mlbuild.manifest import python_version
+from mlbuild.runlog import record_failure
+from mlbuild.settings import cache_dir, store_uri
+from mlbuild.store import LocalCache, Store, open_store
+
+log = logging.getLogger("mlbuild")
+
+Inputs = dict[str, dict[str, Path]]
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``, so a change can be named by its dotted key."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+class BuildTask(luigi.Task):
+    """Base class of every fingerprinted task; see the module docstring."""
+
+    #: output name -> file name in the task's store folder
+    outputs: ClassVar[Mapping[str, str]] = {}
+    #: modules whose code the result depends on, besides the task's own module
+    code_modules: ClassVar[tuple[str, ...]] = ()
+    #: packages whose installed version changes the result
+    packages: ClassVar[tuple[str, ...]] = ()
+
+    # ----------------------------------------------------------------- for subclasses
+
+    def requires(self) -> Mapping[str, BuildTask]:
+        return {}
+
+    def settings(self) -> Mapping[str, Any]:
+        """Configuration values that change the result (JSON-compatible)."""
+        return {}
+
+    def data_digests(self) -> Mapping[str, str]:
+        """Digests of external data the task reads, keyed by a name for messages."""
+        return {}
+
+    def build(self, inputs: Inputs, outputs: dict[str, Path]) -> Mapping[str, Any] | None:
+        """Write every declared output to its path in ``outputs``.
+
+        May return a JSON-compatible mapping, kept in the manifest as ``extra``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement build()")
+
+    # ----------------------------------------------------------------- machinery
+
+    @property
+    def store(self) -> Store:
+        return open_store(store_uri())
+
+    def upstream(self) -> dict[str, BuildTask]:
+        required = self.requires()
+        if not isinstance(required, Mapping) or not all(
+            isinstance(t, BuildTask) for t in required.values()
+        ):
+            raise BuildError(
+                f"{self.task_family}.requires() must return a dict of name -> BuildTask "
+                f"(got {required!r}), so that every upstream result is fingerprinted."
+            )
+        return dict(required)
+
+    def fingerprint_inputs(self) -> dict[str, Any]:
+        """Everything the fingerprint covers, computed once per task instance."""
+        cached = self.__dict__.get("_fingerprint_inputs")
+        if cached is None:
+            params = dict(self.to_str_params(only_significant=True, only_public=True))
+            params.update(flatten(self.settings()))
+            modules = dict.fromkeys((type(self).__module__, *self.code_modules))
+            cached = {
+                "family": self.task_family,
+                "params": params,
+                "code": {m: fp.code_digest(m) for m in modules},
+                "packages": {p: fp.package_version(p) for p in self.packages},
+                "data": dict(self.data_digests()),
+                "upstream": {n: t.fingerprint for n, t in self.upstream().items()},
+            }
+            self.__dict__["_fingerprint_inputs"] = cached
+        return cached
+
+    @property
+    def fingerprint(self) -> str:
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            cached = self.__dict__["_fingerprint"] = fp.digest_of(self.fingerprint_inputs())
+        return cached
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.task_family}/{self.fingerprint}"
+
+    def output(self):
+        return self.store.target(f"{self.prefix}/{MANIFEST}")
+
+    def complete(self) -> bool:
+        try:
+            return super().complete()
+        except BaseException as exc:
+            # Raised while Luigi schedules: record it, as run() failures are.
+            record_failure(self.task_id, exc)
+            raise
+
+    def read_manifest(self) -> Manifest:
+        key = f"{self.prefix}/{MANIFEST}"
+        manifest = Manifest.from_json(self.store.get_bytes(key), self.store.url(key))
+        if manifest.fingerprint != self.fingerprint:
+            raise BuildError(
+                f"{self.store.url(key)} records fingerprint {manifest.fingerprint}, not "
+                f"{self.fingerprint}. Hint: the store was edited by hand; delete that folder."
+            )
+        return manifest
+
+    def fetch_outputs(self, cache: LocalCache | None = None) -> dict[str, Path]:
+        """This task's outputs as verified local files (from the cache when already there)."""
+        cache = cache or LocalCache(cache_dir())
+        manifest = self.read_manifest()
+        return {
+            name: cache.fetch(self.store, f"{self.prefix}/{rec.file}", rec.sha256)
+            for name, rec in manifest.outputs.items()
+        }
+
+    def run(self) -> None:
+        started = now()
+        cache = LocalCache(cache_dir())
+        inputs = {name: task.fetch_outputs(cache) for name, task in self.upstream().items()}
+        work = Path(tempfile.mkdtemp(prefix=f"{self.task_family}-", dir=cache.tmpdir()))
+        try:
+            paths = {name: work / file for name, file in self.outputs.items()}
+            extra = self.build(inputs, paths) or {}
+            missing = sorted(name for name, path in paths.items() if not path.is_file())
+            if missing:
+                raise BuildError(
+                    f"{self.task_family}.build() did not write its declared output(s) "
+                    f"{', '.join(missing)}. Every name in `outputs` must be written."
+                )
+            records = {}
+            for name, path in paths.items():
+                info = self.store.put_file(path, f"{self.prefix}/{path.name}")
+                records[name] = OutputRecord(path.name, info.sha256, info.size)
+                cache.adopt(path, info.sha256)
+            manifest = Manifest(
+                family=self.task_family,
+                task_id=self.task_id,
+                fingerprint=self.fingerprint,
+                inputs=self.fingerprint_inputs(),
+                outputs=records,
+                started=started,
+                finished=now(),
+                git_commit=git_commit(),
+                host=host(),
+                python=python_version(),
+                extra=dict(extra),
+            )
+            # Last: from this moment the task is complete.
+            self.store.put_bytes(manifest.to_json(), f"{self.prefix}/{MANIFEST}")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def on_failure(self, exception: BaseException) -> str:
+        record_failure(self.task_id, exception)
+        if isinstance(exception, MlbuildError):
+            return f"{exception.kind}: {exception}"
+        return super().on_failure(exception)

@@ -1,0 +1,74 @@
+"""The reference project's configuration: ``configs/pipeline.toml``, validated on load.
+
+Its path is ``[pipeline] config`` in luigi.cfg (or ``--pipeline-config`` on the command
+line). Each task fingerprints only the sections that change its result.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import luigi
+from pydantic import Field
+
+from mlbuild.config import Section, load_config
+
+ColumnKind = Literal["integer", "number", "string"]
+Scalar = bool | int | float | str
+
+
+class DataConfig(Section):
+    #: builtin:digits, file://path, https://host/path
+    source: str = "builtin:digits"
+    #: optional pin: the fetched bytes must have this sha256
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+class SchemaConfig(Section):
+    label: str = "label"
+    #: column name or glob pattern -> kind; every column must match one, every entry a column
+    columns: dict[str, ColumnKind]
+    allowed_labels: list[int] | None = None
+    min_rows: int = Field(default=1, ge=1)
+    max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class SplitConfig(Section):
+    test_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+class TrainConfig(Section):
+    #: fixed so that training is deterministic (DESIGN.md invariant 5)
+    num_threads: int = Field(default=2, ge=1)
+    #: LightGBM parameters, passed through
+    params: dict[str, Scalar] = {}
+
+
+class GateConfig(Section):
+    metric: Literal["accuracy"] = "accuracy"
+    threshold: float = Field(ge=0.0, le=1.0)
+    mode: Literal["point", "confident"] = "confident"
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+
+class PublishConfig(Section):
+    model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    lockfile: str = "models.lock"
+
+
+class PipelineConfig(Section):
+    data: DataConfig = DataConfig()
+    schema_: SchemaConfig = Field(alias="schema")
+    split: SplitConfig = SplitConfig()
+    train: TrainConfig = TrainConfig()
+    gate: GateConfig
+    publish: PublishConfig
+
+
+class pipeline(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg section
+    config = luigi.Parameter(default="configs/pipeline.toml", description="Path of pipeline.toml")
+
+
+def load() -> PipelineConfig:
+    return load_config(pipeline().config, PipelineConfig)

@@ -1,0 +1,51 @@
+"""PublishModel: copy the gated model into the store's registry and update models.lock."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from mlbuild import BuildTask
+from mlbuild.lockfile import LockFile
+from mlbuild.registry import publish_model
+from tasks.config import load
+from tasks.evaluate import EvaluateAccuracy
+from tasks.train import TrainModel
+
+
+class PublishModel(BuildTask):
+    outputs = {"entry": "published.json"}
+
+    def requires(self):
+        return {"model": TrainModel(), "metrics": EvaluateAccuracy()}
+
+    def settings(self):
+        return {"publish": load().publish.model_dump()}
+
+    def complete(self):
+        # The lock is in git, not in the store: a published result counts only while
+        # the lock still names it (after a checkout or a hand edit it may not).
+        if not super().complete():
+            return False
+        publish = load().publish
+        recorded = self.read_manifest().extra.get("entry")
+        current = LockFile.read(publish.lockfile).models.get(publish.model_name)
+        return current is not None and asdict(current) == recorded
+
+    def build(self, inputs, outputs):
+        publish = load().publish
+        trained = self.upstream()["model"].read_manifest()
+        metrics = json.loads(inputs["metrics"]["metrics"].read_text())
+        entry = publish_model(
+            self.store,
+            publish.lockfile,
+            publish.model_name,
+            inputs["model"]["model"],
+            sha256=trained.outputs["model"].sha256,
+            filename=trained.outputs["model"].file,
+            fingerprint=trained.fingerprint,
+            created=trained.finished,
+            metrics={"accuracy": metrics["accuracy"], "n": metrics["n"]},
+        )
+        outputs["entry"].write_text(json.dumps(asdict(entry), indent=2, sort_keys=True) + "\n")
+        return {"entry": asdict(entry)}
