@@ -83,8 +83,13 @@ def package_version(name: str) -> str:
         ) from exc
 
 
-def diff_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Say, one line each, what differs between two sets of fingerprint inputs."""
+def diff_inputs(old: dict[str, Any], new: dict[str, Any],
+                families: dict[str, str] | None = None) -> list[str]:
+    """Say, one line each, what differs between two sets of fingerprint inputs.
+
+    ``families`` maps upstream names to task families, to name them in the lines.
+    """
+    families = families or {}
     lines = []
     for part, noun in (
         ("params", "parameter"),
@@ -100,7 +105,9 @@ def diff_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             elif key not in after:
                 lines.append(f"{noun} {key}: removed (was {_short(before[key])})")
             elif before[key] != after[key]:
-                if part in ("code", "upstream"):
+                if part == "upstream" and key in families:
+                    lines.append(f"{noun} {key} ({families[key]}) changed")
+                elif part in ("code", "upstream"):
                     lines.append(f"{noun} {key} changed")
                 else:
                     lines.append(f"{noun} {key}: {_short(before[key])} -> {_short(after[key])}")

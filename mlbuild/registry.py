@@ -71,7 +71,7 @@ def publish_model(
 class Check:
     name: str
     entry: ModelEntry
-    problem: str | None  # None when the model is present and intact
+    error: MlbuildError | None  # None when the model is present and intact
 
 
 def verify_lock(lock: LockFile, store: Store, cache: LocalCache) -> list[Check]:
@@ -85,5 +85,5 @@ def verify_lock(lock: LockFile, store: Store, cache: LocalCache) -> list[Check]:
                                      f"the lock records {entry.size}.")
             checks.append(Check(name, entry, None))
         except MlbuildError as exc:
-            checks.append(Check(name, entry, str(exc)))
+            checks.append(Check(name, entry, exc))
     return checks

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import traceback as tb
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,22 +26,24 @@ class Failure:
     kind: str  # the MlbuildError subclass name, or the foreign exception's
     exit_code: int
     message: str
+    traceback: str = ""  # only for unexpected (non-mlbuild) errors
 
 
-def record_failure(task_id: str, exc: BaseException) -> None:
+def record_failure(task: str, exc: BaseException) -> None:
     run_dir = os.environ.get(RUN_DIR_ENV)
     if not run_dir:
         return
     known = isinstance(exc, MlbuildError)
     failure = Failure(
-        task=task_id,
+        task=task,
         kind=type(exc).__name__,
         exit_code=exc.exit_code if known else MlbuildError.exit_code,
         message=str(exc) if known else f"{type(exc).__name__}: {exc}",
+        traceback="" if known else "".join(tb.format_exception(exc)),
     )
     folder = Path(run_dir, "failures")
     folder.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", task_id)[:150]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", task)[:150]
     (folder / f"{name}.json").write_text(json.dumps(failure.__dict__))
 
 
@@ -48,4 +51,6 @@ def read_failures(run_dir: str | os.PathLike) -> list[Failure]:
     folder = Path(run_dir, "failures")
     if not folder.is_dir():
         return []
-    return [Failure(**json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]
+    # In the order they happened: the first failure is usually the cause of the others.
+    files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    return [Failure(**json.loads(p.read_text())) for p in files]

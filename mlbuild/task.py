@@ -82,6 +82,14 @@ class BuildTask(luigi.Task):
         """Digests of external data the task reads, keyed by a name for messages."""
         return {}
 
+    def invalidation_reason(self) -> str | None:
+        """Why a stored result no longer counts, for tasks with effects outside the store.
+
+        For example a task that writes a file kept in git: after a checkout that file may
+        no longer say what the result recorded. ``None`` (the default) when it still counts.
+        """
+        return None
+
     def build(self, inputs: Inputs, outputs: dict[str, Path]) -> Mapping[str, Any] | None:
         """Write every declared output to its path in ``outputs``.
 
@@ -140,10 +148,10 @@ class BuildTask(luigi.Task):
 
     def complete(self) -> bool:
         try:
-            return super().complete()
+            return super().complete() and self.invalidation_reason() is None
         except BaseException as exc:
             # Raised while Luigi schedules: record it, as run() failures are.
-            record_failure(self.task_id, exc)
+            record_failure(str(self), exc)
             raise
 
     def read_manifest(self) -> Manifest:
@@ -203,7 +211,7 @@ class BuildTask(luigi.Task):
             shutil.rmtree(work, ignore_errors=True)
 
     def on_failure(self, exception: BaseException) -> str:
-        record_failure(self.task_id, exception)
+        record_failure(str(self), exception)
         if isinstance(exception, MlbuildError):
             return f"{exception.kind}: {exception}"
         return super().on_failure(exception)

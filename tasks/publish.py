@@ -22,15 +22,17 @@ class PublishModel(BuildTask):
     def settings(self):
         return {"publish": load().publish.model_dump()}
 
-    def complete(self):
+    def invalidation_reason(self):
         # The lock is in git, not in the store: a published result counts only while
         # the lock still names it (after a checkout or a hand edit it may not).
-        if not super().complete():
-            return False
         publish = load().publish
         recorded = self.read_manifest().extra.get("entry")
         current = LockFile.read(publish.lockfile).models.get(publish.model_name)
-        return current is not None and asdict(current) == recorded
+        if current is None:
+            return f"{publish.lockfile} has no entry for model {publish.model_name!r}"
+        if asdict(current) != recorded:
+            return f"{publish.lockfile} names another version of model {publish.model_name!r}"
+        return None
 
     def build(self, inputs, outputs):
         publish = load().publish

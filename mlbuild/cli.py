@@ -1,0 +1,125 @@
+"""The ``mlbuild`` command: run a pipeline, explain its state, inspect models.lock."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mlbuild.errors import EXIT_USAGE, ERROR_KINDS, MlbuildError
+
+EXIT_CODES = "\n".join(
+    ["exit codes:", "  0  success", f"  {EXIT_USAGE}  bad command line"]
+    + [f"  {cls.exit_code}  {cls.kind}" + (" (or an unexpected crash)" if cls is MlbuildError else "")
+       for cls in ERROR_KINDS]
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlbuild",
+        description="Continuous integration for machine-learning projects, as Luigi tasks.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    module = argparse.ArgumentParser(add_help=False)
+    module.add_argument("--module", default=os.environ.get("MLBUILD_MODULE", "tasks"),
+                        help="the project's Python module (default: tasks)")
+
+    run = sub.add_parser("run", parents=[module], epilog=EXIT_CODES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         help="run a task and everything it needs, with progress")
+    run.add_argument("task", help="task family, e.g. FullPipeline")
+    run.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    run.add_argument("-v", "--verbose", action="store_true", help="show Luigi's own log")
+
+    status = sub.add_parser("status", parents=[module],
+                            help="every task of a pipeline: fingerprint, complete or why not")
+    status.add_argument("task", nargs="?", default="FullPipeline")
+
+    models = sub.add_parser("models", help="the models in models.lock")
+    models.add_argument("action", choices=["list", "verify", "pull"])
+    models.add_argument("name", nargs="?", help="one model (default: all)")
+    models.add_argument("--lock", default="models.lock", help="path of the lock file")
+    return parser
+
+
+def _run(args, extra: list[str]) -> int:
+    from mlbuild.runner import project_task, run_task
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    with project_task(args.module, args.task, extra) as task:
+        outcome = run_task(task, workers=args.workers, verbose=args.verbose, console=console)
+    for failure in outcome.failures:
+        console.print(f"[red]✗ {failure.task}[/] ({failure.kind})", markup=True)
+        console.print(failure.traceback or failure.message, markup=False, soft_wrap=True)
+    colour = "green" if outcome.exit_code == 0 else "red"
+    console.print(f"[{colour}]{outcome.summary}; exit code {outcome.exit_code}[/]", soft_wrap=True)
+    return outcome.exit_code
+
+
+def _status(args, extra: list[str]) -> int:
+    from mlbuild.runner import project_task
+    from mlbuild.status import pipeline_state
+
+    with project_task(args.module, args.task, extra) as task:
+        states = pipeline_state(task)
+    width = max(len(str(s.task)) for s in states)
+    for state in states:
+        mark = "complete" if state.complete else "to run"
+        fingerprint = (state.fingerprint or "-")[:12]
+        print(f"{str(state.task):<{width}}  {fingerprint:<12}  {mark}")
+        for reason in state.reasons:
+            print(f"{'':<{width}}  {'':<12}    {reason}")
+    todo = sum(not s.complete for s in states)
+    print(f"{len(states) - todo} of {len(states)} complete")
+    return 0
+
+
+def _models(args, extra: list[str]) -> int:
+    from mlbuild.lockfile import LockFile
+    from mlbuild.registry import verify_lock
+    from mlbuild.settings import cache_dir, store_uri
+    from mlbuild.store import LocalCache, open_store
+
+    lock = LockFile.read(args.lock)
+    if args.name:
+        lock = LockFile({args.name: lock.entry(args.name, args.lock)})
+    if not lock.models:
+        print(f"{args.lock}: no models. Run the pipeline (`make pipeline`) to publish one.")
+        return 0
+    if args.action == "list":
+        for name, entry in sorted(lock.models.items()):
+            metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in sorted(entry.metrics.items()))
+            print(f"{name}  sha256:{entry.sha256[:12]}  {entry.size} bytes  {entry.created}  "
+                  f"{metrics}\n  {entry.uri}")
+        return 0
+    cache = LocalCache(cache_dir())
+    checks = verify_lock(lock, open_store(store_uri()), cache)
+    for check in checks:
+        if check.error:
+            print(f"✗ {check.name}: {check.error}")
+        elif args.action == "pull":
+            print(f"✓ {check.name}: {cache.path(check.entry.sha256)}")
+        else:
+            print(f"✓ {check.name}: sha256 {check.entry.sha256} matches")
+    return next((c.error.exit_code for c in checks if c.error), 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = _parser().parse_known_args(argv)
+    if extra and args.command == "models":
+        _parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    handler = {"run": _run, "status": _status, "models": _models}[args.command]
+    try:
+        return handler(args, extra)
+    except MlbuildError as exc:
+        print(f"mlbuild: {exc.kind}: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

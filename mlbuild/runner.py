@@ -1,0 +1,174 @@
+"""Run a project's task through Luigi, with progress, a summary and a precise exit code.
+
+``mlbuild run`` is ``luigi --module <module> <Task>`` plus three things Luigi lacks: a
+progress display, failures printed as their messages instead of tracebacks, and an exit
+code that says what kind of failure stopped the run (see :mod:`mlbuild.errors`).
+Progress is read from the scheduler, so it covers tasks run by worker processes and
+works the same with a local scheduler and with luigid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import luigi
+import luigi.execution_summary
+import luigi.interface
+from luigi.cmdline_parser import CmdlineParser
+from luigi.execution_summary import LuigiStatusCode
+from luigi.task_register import TaskClassException
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlbuild.errors import ConfigError, MissingError, MlbuildError
+from mlbuild.runlog import RUN_DIR_ENV, Failure, read_failures
+
+
+@contextlib.contextmanager
+def project_task(module: str, task: str, args: list[str]) -> Iterator[luigi.Task]:
+    """Import the project ``module`` and instantiate ``task`` from Luigi-style ``args``.
+
+    Inside the ``with`` block, Luigi configuration given in ``args`` (``--workers 2``,
+    ``--mlbuild-store s3://...``) is in force, as it is for the ``luigi`` command.
+    """
+    try:
+        __import__(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"Cannot import the project module {module!r}: {exc}. Hint: run from the project's "
+            "root folder, or name the module with --module."
+        ) from exc
+    try:
+        with CmdlineParser.global_instance([task, *args], allow_override=True) as parser:
+            yield parser.get_task_obj()
+    except TaskClassException as exc:
+        raise ConfigError(f"{exc}. Hint: `mlbuild status` lists the tasks.") from None
+
+
+class _CapturingFactory(luigi.interface._WorkerSchedulerFactory):
+    """Luigi's own factory, remembering the scheduler so progress can be read from it."""
+
+    scheduler = None
+
+    def create_local_scheduler(self):
+        self.scheduler = super().create_local_scheduler()
+        return self.scheduler
+
+    def create_remote_scheduler(self, url):
+        self.scheduler = super().create_remote_scheduler(url)
+        return self.scheduler
+
+
+class _ProgressWatcher(threading.Thread):
+    """Polls the scheduler and shows task states: a bar on a terminal, lines otherwise."""
+
+    def __init__(self, factory: _CapturingFactory, console: Console):
+        super().__init__(daemon=True)
+        self.factory, self.console = factory, console
+        self.stop = threading.Event()
+        self.seen: dict[str, str] = {}
+
+    def _states(self) -> dict[str, tuple[str, str]] | None:
+        scheduler = self.factory.scheduler
+        if scheduler is None:
+            return None
+        states = {}
+        try:
+            for status in ("PENDING", "RUNNING", "DONE", "FAILED", "DISABLED"):
+                listed = scheduler.task_list(status, "")
+                if not isinstance(listed, dict) or "num_tasks" in listed:
+                    continue
+                for task_id, info in listed.items():
+                    states[task_id] = (status, info.get("display_name") or task_id)
+        except RuntimeError:  # the scheduler changed while we read it; read again next tick
+            return None
+        return states
+
+    def run(self) -> None:
+        live = self.console.is_terminal
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=self.console, transient=True)
+        bar = progress.add_task("scheduling", total=None)
+        with progress if live else contextlib.nullcontext():
+            while not self.stop.wait(0.25):
+                self._tick(progress, bar, live)
+            self._tick(progress, bar, live)
+
+    def _tick(self, progress: Progress, bar, live: bool) -> None:
+        states = self._states()
+        if not states:
+            return
+        finished = sum(1 for s, _ in states.values() if s in ("DONE", "FAILED", "DISABLED"))
+        running = [name for s, name in states.values() if s == "RUNNING"]
+        for task_id, (status, name) in states.items():
+            before = self.seen.get(task_id)
+            if before != status and status in ("RUNNING", "DONE", "FAILED"):
+                # A task first seen DONE was complete already: not worth a line.
+                if before is not None or status != "DONE":
+                    mark = {"RUNNING": "…", "DONE": "[green]✓[/]", "FAILED": "[red]✗[/]"}[status]
+                    self.console.print(f"{mark} {name}", highlight=False)
+            self.seen[task_id] = status
+        if live:
+            label = "running " + ", ".join(running[:3]) if running else "waiting"
+            progress.update(bar, total=len(states), completed=finished, description=label)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    exit_code: int
+    status: LuigiStatusCode
+    failures: list[Failure]
+    summary: str
+
+
+def _exit_code(status: LuigiStatusCode, failures: list[Failure]) -> int:
+    if failures:
+        return failures[0].exit_code
+    if status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY):
+        return 0
+    if status == LuigiStatusCode.MISSING_EXT:
+        return MissingError.exit_code
+    return MlbuildError.exit_code
+
+
+def run_task(task: luigi.Task, workers: int = 1, verbose: bool = False,
+             console: Console | None = None) -> RunOutcome:
+    """Run ``task`` and everything it needs; never raises for a task's failure."""
+    console = console or Console(stderr=True)
+    factory = _CapturingFactory()
+    watcher = _ProgressWatcher(factory, console)
+    with tempfile.TemporaryDirectory(prefix="mlbuild-run-") as run_dir:
+        previous = os.environ.get(RUN_DIR_ENV)
+        os.environ[RUN_DIR_ENV] = run_dir  # inherited by Luigi's worker processes
+        if not verbose:
+            logging.getLogger("luigi-interface").setLevel(logging.CRITICAL)
+        watcher.start()
+        started = time.monotonic()
+        try:
+            result = luigi.build([task], worker_scheduler_factory=factory, detailed_summary=True,
+                                 workers=workers, log_level="DEBUG" if verbose else "CRITICAL")
+        finally:
+            watcher.stop.set()
+            watcher.join()
+            if previous is None:
+                os.environ.pop(RUN_DIR_ENV, None)
+            else:
+                os.environ[RUN_DIR_ENV] = previous
+        failures = read_failures(run_dir)
+    # Luigi's own tally, as its retcodes module reads it.
+    sets = luigi.execution_summary._summary_dict(result.worker)
+    tally = {k: len(v) for k, v in sets.items()}
+    ran = ", ".join(sorted(str(t) for t in sets.get("completed", ()))) or "none"
+    summary = (f"ran: {ran}\n"
+               f"{tally.get('completed', 0)} task(s) ran, {tally.get('already_done', 0)} already "
+               f"complete, {tally.get('failed', 0)} failed, "
+               f"{tally.get('upstream_failure', 0) + tally.get('upstream_scheduling_error', 0)} "
+               f"blocked; {time.monotonic() - started:.1f} s")
+    return RunOutcome(_exit_code(result.status, failures), result.status, failures, summary)
