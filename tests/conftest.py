@@ -1,0 +1,106 @@
+"""Shared fixtures: a copy of the reference project that tests can edit and run.
+
+Each test gets its own folder holding ``tasks/``, ``configs/`` and ``luigi.cfg``, with
+the store, cache and models.lock inside it. Commands run in real subprocesses with that
+folder first on ``PYTHONPATH``, so edits to the copied code are what runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("tasks", "configs", "luigi.cfg")
+
+
+class Project:
+    def __init__(self, root: Path):
+        self.root = root
+        self.store = root / ".mlbuild" / "store"
+        self.lock = root / "models.lock"
+
+    @classmethod
+    def copy_of(cls, source: Path, dest: Path, with_state: bool = False) -> Project:
+        """Copy the project's files; ``with_state`` also copies its store, cache and lock."""
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in PROJECT_FILES + ((".mlbuild", "models.lock") if with_state else ()):
+            src = source / name
+            if src.is_dir():
+                shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+            elif src.exists():
+                shutil.copy2(src, dest / name)
+        return cls(dest)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBUILD_", "LUIGI_"))}
+        env["PYTHONPATH"] = str(self.root)
+        return env
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def luigi(self, task: str = "FullPipeline", *args: str) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "luigi", "--module", "tasks", task, *args)
+
+    def mlbuild(self, *args: str) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "mlbuild.cli", *args)
+
+    def edit(self, relpath: str, old: str, new: str) -> None:
+        path = self.root / relpath
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {relpath}"
+        path.write_text(text.replace(old, new, 1))
+
+    def manifests(self) -> dict[str, str]:
+        """Every manifest in the store -> the time its task finished."""
+        return {
+            str(p.relative_to(self.store)): json.loads(p.read_text())["finished"]
+            for p in self.store.rglob("manifest.json")
+        }
+
+    def files(self) -> dict[str, str]:
+        """Every file in the store -> its sha256."""
+        return {
+            str(p.relative_to(self.store)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in self.store.rglob("*") if p.is_file()
+        }
+
+    def ran_since(self, before: dict[str, str]) -> set[str]:
+        """Families of the tasks that wrote a manifest since the snapshot ``before``."""
+        after = self.manifests()
+        return {key.split("/")[0] for key, finished in after.items() if before.get(key) != finished}
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory) -> Project:
+    """The reference project, run once end to end; copy it, never edit it."""
+    project = Project.copy_of(REPO, tmp_path_factory.mktemp("built"))
+    ok(project.luigi())
+    return project
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    """A fresh copy of the reference project with an empty store."""
+    return Project.copy_of(REPO, tmp_path / "project")
+
+
+@pytest.fixture
+def built(built_project, tmp_path) -> Project:
+    """A copy of the built project: its store holds a complete run."""
+    return Project.copy_of(built_project.root, tmp_path / "built", with_state=True)
