@@ -15,6 +15,7 @@ tasks rely on and ``tests/unit/test_store.py`` checks:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -168,7 +169,8 @@ class LocalStore(Store):
                 os.fsync(out.fileno())
             os.replace(tmp, dest)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             raise self._fail("write", key, exc) from exc
         return info
 
@@ -254,7 +256,13 @@ class LocalCache:
     def tmpdir(self) -> Path:
         """A folder on the cache's file system, so finished files can be renamed in."""
         tmp = self.root / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot use the cache folder {str(self.root)!r}: {exc.strerror or exc}. Hint: "
+                "set a writable folder with MLBUILD_CACHE or [mlbuild] cache in luigi.cfg."
+            ) from exc
         return tmp
 
     def adopt(self, path: str | os.PathLike, sha256: str) -> Path:
