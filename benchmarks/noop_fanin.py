@@ -178,10 +178,13 @@ def main(argv: list[str] | None = None) -> int:
             return seconds
         count = ran(proc)
         after = manifests() if name == "mlbuild" else plain_state()
+        if name == "mlbuild":
+            changes = f"{after - before} new manifest(s) in the store"
+        else:
+            changes = f"{sum(after[k] != before.get(k) for k in after)} leaf file(s) rewritten"
         if count or after != before:
-            fail(f"the no-op re-run of {name} ran {count} task(s) "
-                 f"({'new manifests' if name == 'mlbuild' else 'rewritten files'}: "
-                 f"{after != before})", proc)
+            fail(f"the no-op re-run of {name} was not a no-op: Luigi ran {count} task(s), "
+                 f"{changes}", proc)
         return seconds
 
     finished = False
