@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 pipeline: install
-	luigi --module tasks FullPipeline
+	$(PYTHON) -m luigi --module tasks FullPipeline
 
 test: install
 	$(PYTHON) -m pytest -q

@@ -80,7 +80,7 @@ def _status(args, extra: list[str]) -> int:
 
 def _models(args, extra: list[str]) -> int:
     from mlbuild.lockfile import LockFile
-    from mlbuild.registry import verify_lock
+    from mlbuild.registry import pull_models, verify_lock
     from mlbuild.settings import cache_dir, store_uri
     from mlbuild.store import LocalCache, open_store
 
@@ -98,7 +98,8 @@ def _models(args, extra: list[str]) -> int:
                   f"{metrics}\n  {entry.uri}")
         return 0
     cache = LocalCache(cache_dir())
-    checks = verify_lock(lock, open_store(store_uri()), cache)
+    store = open_store(store_uri())
+    checks = pull_models(lock, store, cache) if args.action == "pull" else verify_lock(lock, store)
     for check in checks:
         if check.error:
             print(f"✗ {check.name}: {check.error}")

@@ -12,7 +12,7 @@ from typing import Any
 
 from mlbuild.errors import IntegrityError, MlbuildError
 from mlbuild.lockfile import LockFile, ModelEntry
-from mlbuild.store import LocalCache, Store
+from mlbuild.store import LocalCache, Store, check_digest
 
 
 def model_key(name: str, sha256: str, filename: str) -> str:
@@ -74,15 +74,25 @@ class Check:
     error: MlbuildError | None  # None when the model is present and intact
 
 
-def verify_lock(lock: LockFile, store: Store, cache: LocalCache) -> list[Check]:
-    """Check every model in the lock against the store (fetching into the cache)."""
+def verify_lock(lock: LockFile, store: Store) -> list[Check]:
+    """Check every model in the lock against the store as it is now, byte for byte."""
     checks = []
     for name, entry in sorted(lock.models.items()):
         try:
-            path = cache.fetch(store, key_of(store, entry.uri), entry.sha256)
-            if os.path.getsize(path) != entry.size:
-                raise IntegrityError(f"{entry.uri} has {os.path.getsize(path)} bytes, "
-                                     f"the lock records {entry.size}.")
+            key = key_of(store, entry.uri)
+            check_digest(store.digest(key), entry.sha256, store.url(key))
+            checks.append(Check(name, entry, None))
+        except MlbuildError as exc:
+            checks.append(Check(name, entry, exc))
+    return checks
+
+
+def pull_models(lock: LockFile, store: Store, cache: LocalCache) -> list[Check]:
+    """Fetch every model in the lock into the cache (verified); already cached ones stay."""
+    checks = []
+    for name, entry in sorted(lock.models.items()):
+        try:
+            cache.fetch(store, key_of(store, entry.uri), entry.sha256)
             checks.append(Check(name, entry, None))
         except MlbuildError as exc:
             checks.append(Check(name, entry, exc))

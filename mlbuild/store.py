@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -106,6 +107,11 @@ class Store(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
+
+    def digest(self, key: str) -> ObjectInfo:
+        """The sha256 and size of a stored object, as it is now (never from a cache)."""
+        with tempfile.TemporaryDirectory(prefix="mlbuild-digest-") as tmp:
+            return self.get_file(key, Path(tmp, "object"))
 
     def target(self, key: str) -> StoreTarget:
         return StoreTarget(self, key)
@@ -217,6 +223,11 @@ class LocalStore(Store):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def digest(self, key: str) -> ObjectInfo:
+        with self._open(key) as src:
+            digest = hashlib.file_digest(src, "sha256")
+            return ObjectInfo(digest.hexdigest(), src.tell())
 
 
 _STORES: dict[str, Store] = {}

@@ -59,7 +59,6 @@ class Env:
         return {name: (self.store.root / name).read_bytes() for name in files_under(self.store.root)}
 
 
-
 def build(*tasks: luigi.Task):
     """Run ``tasks`` with a local scheduler in this process; return Luigi's result."""
     return luigi.build(
