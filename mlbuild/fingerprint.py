@@ -59,7 +59,10 @@ def code_digest(module: str) -> str:
 
     Computed once per module and process.
     """
-    spec = importlib.util.find_spec(module)
+    try:
+        spec = importlib.util.find_spec(module)
+    except ModuleNotFoundError:  # a parent package is missing
+        spec = None
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         raise BuildError(
             f"Cannot fingerprint the code of module {module!r}: no Python source was found for "

@@ -99,6 +99,20 @@ class BuildTask(luigi.Task):
 
     # ----------------------------------------------------------------- machinery
 
+    @classmethod
+    def get_params(cls) -> list[tuple[str, luigi.Parameter]]:
+        """Luigi's ``get_params``, computed once per class instead of once per call.
+
+        Luigi scans ``dir(cls)`` on every call and calls it about five times for each task
+        instance (instance cache, ``__init__``, type check, ``task_id``, fingerprint):
+        ~0.1 s of a 0.45 s no-op run of 1,000 tasks. Parameters are class attributes, fixed
+        when the class is defined, so the answer does not change.
+        """
+        cached = cls.__dict__.get("_mlbuild_params")
+        if cached is None:
+            cached = cls._mlbuild_params = tuple(super().get_params())
+        return list(cached)
+
     @property
     def store(self) -> Store:
         return open_store(store_uri())
