@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from mlbuild.errors import EXIT_USAGE, ERROR_KINDS, MlbuildError
+from mlbuild.errors import ERROR_KINDS, EXIT_USAGE, MlbuildError
 
 EXIT_CODES = "\n".join(
     ["exit codes:", "  0  success", f"  {EXIT_USAGE}  bad command line"]
@@ -46,8 +46,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args, extra: list[str]) -> int:
-    from mlbuild.runner import project_task, run_task
     from rich.console import Console
+
+    from mlbuild.runner import project_task, run_task
 
     console = Console(stderr=True, highlight=False)
     with project_task(args.module, args.task, extra) as task:
@@ -70,7 +71,7 @@ def _status(args, extra: list[str]) -> int:
     for state in states:
         mark = "complete" if state.complete else "to run"
         fingerprint = (state.fingerprint or "-")[:12]
-        print(f"{str(state.task):<{width}}  {fingerprint:<12}  {mark}")
+        print(f"{state.task!s:<{width}}  {fingerprint:<12}  {mark}")
         for reason in state.reasons:
             print(f"{'':<{width}}  {'':<12}    {reason}")
     todo = sum(not s.complete for s in states)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any, Literal
 
-from mlbuild.errors import ConfigError
+from mlbuild.errors import ConfigError, DataError
 
 Mode = Literal["point", "confident"]
 MODES = ("point", "confident")
@@ -69,10 +69,19 @@ class ProportionGate:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f"Gate mode must be one of {MODES}; got {self.mode!r}.")
-        if not 0 < self.confidence < 1:
-            raise ConfigError(f"Gate confidence must be in (0, 1); got {self.confidence}.")
+        if not 0.5 <= self.confidence < 1:
+            raise ConfigError(
+                f"Gate confidence must be in [0.5, 1), e.g. 0.95; got {self.confidence}. Below "
+                "0.5 the one-sided lower bound lies above the estimate, so a confident gate "
+                "would pass what a point gate fails."
+            )
 
     def check(self, successes: int, n: int) -> GateResult:
+        if n <= 0:
+            raise DataError(
+                f"The {self.metric} gate has no rows to judge. Hint: check that the test data "
+                "is not empty."
+            )
         estimate = successes / n
         interval = wilson_interval(successes, n, self.confidence)
         if self.mode == "point":

@@ -109,11 +109,11 @@ class _ProgressWatcher(threading.Thread):
         running = [name for s, name in states.values() if s == "RUNNING"]
         for task_id, (status, name) in states.items():
             before = self.seen.get(task_id)
-            if before != status and status in ("RUNNING", "DONE", "FAILED"):
-                # A task first seen DONE was complete already: not worth a line.
-                if before is not None or status != "DONE":
-                    mark = {"RUNNING": "…", "DONE": "[green]✓[/]", "FAILED": "[red]✗[/]"}[status]
-                    self.console.print(f"{mark} {name}", highlight=False)
+            changed = before != status and status in ("RUNNING", "DONE", "FAILED")
+            # A task first seen DONE was complete already: not worth a line.
+            if changed and (before is not None or status != "DONE"):
+                mark = {"RUNNING": "…", "DONE": "[green]✓[/]", "FAILED": "[red]✗[/]"}[status]
+                self.console.print(f"{mark} {name}", highlight=False)
             self.seen[task_id] = status
         if live:
             label = "running " + ", ".join(running[:3]) if running else "waiting"

@@ -13,7 +13,7 @@ import os
 import luigi
 
 
-class mlbuild(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg section
+class mlbuild(luigi.Config):
     store = luigi.Parameter(
         default=".mlbuild/store",
         description="Root of the store: a folder, or s3://bucket/prefix.",

@@ -181,7 +181,11 @@ class LocalStore(Store):
         return info
 
     def put_file(self, path: str | os.PathLike, key: str) -> ObjectInfo:
-        with open(path, "rb") as src:
+        try:
+            src = open(path, "rb")  # noqa: SIM115 - a `with` around _write would catch StoreError
+        except OSError as exc:
+            raise StoreError(f"Cannot read {path} to store it as {self.url(key)}: {exc}.") from exc
+        with src:
             return self._write(key, lambda out: copy_hashing(src, out))
 
     def put_bytes(self, data: bytes, key: str) -> ObjectInfo:

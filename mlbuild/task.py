@@ -36,8 +36,7 @@ import luigi
 
 from mlbuild import fingerprint as fp
 from mlbuild.errors import BuildError, MlbuildError
-from mlbuild.manifest import MANIFEST, Manifest, OutputRecord, git_commit, host, now
-from mlbuild.manifest import python_version
+from mlbuild.manifest import MANIFEST, Manifest, OutputRecord, git_commit, host, now, python_version
 from mlbuild.runlog import record_failure
 from mlbuild.settings import cache_dir, store_uri
 from mlbuild.store import LocalCache, Store, open_store

@@ -66,7 +66,7 @@ class PipelineConfig(Section):
     publish: PublishConfig
 
 
-class pipeline(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg section
+class pipeline(luigi.Config):
     config = luigi.Parameter(default="configs/pipeline.toml", description="Path of pipeline.toml")
 
 

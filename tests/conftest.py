@@ -46,7 +46,7 @@ class Project:
         return env
 
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True,
+        return subprocess.run(args, check=False, cwd=self.root, env=self.env, capture_output=True, text=True,
                               timeout=timeout)
 
     def luigi(self, task: str = "FullPipeline", *args: str) -> subprocess.CompletedProcess:

@@ -56,11 +56,10 @@ class Env:
 
     def snapshot(self) -> dict[str, bytes]:
         """Every file of the store folder and its bytes, temporary files included."""
-        return {name: (self.store.root / name).read_bytes() for name in files_under(self.store.root)}
+        root = self.store.root
+        return {name: (root / name).read_bytes() for name in files_under(root)}
 
 
 def build(*tasks: luigi.Task):
     """Run ``tasks`` with a local scheduler in this process; return Luigi's result."""
-    return luigi.build(
-        list(tasks), local_scheduler=True, detailed_summary=True, no_configure_logging=True
-    )
+    return luigi.build(list(tasks), local_scheduler=True, detailed_summary=True)

@@ -187,7 +187,8 @@ def test_digest_of_tells_types_apart():
 
 
 def test_canonical_json_has_sorted_keys_and_no_spaces():
-    assert canonical_json({"b": 1, "a": {"d": [1, 2], "c": "é"}}) == '{"a":{"c":"é","d":[1,2]},"b":1}'
+    text = canonical_json({"b": 1, "a": {"d": [1, 2], "c": "é"}})
+    assert text == '{"a":{"c":"é","d":[1,2]},"b":1}'
 
 
 # -------------------------------------------------------------------- diff_inputs

@@ -103,12 +103,20 @@ class StoreContract:
             store.get_file("dir/k.bin", out / "k.bin", sha256(b"something else"))
         assert os.listdir(out) == []  # neither dest nor a temporary file
 
+    def test_digest_is_the_sha256_and_size_of_the_object_as_it_is_now(self, store):
+        store.put_bytes(b"first", "k")
+        assert store.digest("k") == ObjectInfo(sha256(b"first"), 5)
+        store.put_bytes(b"second!", "k")
+        assert store.digest("k") == ObjectInfo(sha256(b"second!"), 7)
+
     def test_missing_key_raises_missing_error_naming_the_uri(self, store, tmp_path):
         uri = re.escape(store.url("no/such.key"))
         with pytest.raises(MissingError, match=uri):
             store.get_bytes("no/such.key")
         with pytest.raises(MissingError, match=uri):
             store.get_file("no/such.key", tmp_path / "dest")
+        with pytest.raises(MissingError, match=uri):
+            store.digest("no/such.key")
         assert not (tmp_path / "dest").exists()
 
     def test_url_names_the_key_under_the_store_uri(self, store):

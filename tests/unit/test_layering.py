@@ -1,0 +1,64 @@
+"""The layering of DESIGN.md: the library never imports the project; core stays core."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "mlbuild"
+CORE = ("store", "fingerprint", "task", "manifest", "gates", "lockfile", "errors")
+INTEGRATIONS = ("docker", "mlbuild.cli", "mlbuild.status", "mlbuild.runner")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module a file imports, at any depth (functions included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: inside mlbuild by construction
+                names.add("mlbuild." + (node.module or ""))
+            elif node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def is_under(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_the_package_has_modules_to_check():
+    assert {p.stem for p in PACKAGE.glob("*.py")} >= set(CORE)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
+def test_no_library_module_imports_the_project(path):
+    offending = sorted(n for n in imported_modules(path) if is_under(n, "tasks"))
+    assert offending == [], f"{path.relative_to(REPO)} imports {offending}"
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_modules_import_neither_the_cli_nor_integrations(module):
+    names = imported_modules(PACKAGE / f"{module}.py")
+    offending = sorted(n for n in names if any(is_under(n, i) for i in INTEGRATIONS))
+    assert offending == [], f"mlbuild/{module}.py imports {offending}"
+
+
+def test_the_import_linter_contracts_are_kept():
+    executable = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    assert Path(executable).exists(), "import-linter is not installed: pip install import-linter"
+    result = subprocess.run(
+        [executable, "--no-cache"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+    assert "The library never imports the reference project KEPT" in result.stdout
