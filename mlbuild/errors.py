@@ -74,11 +74,3 @@ ERROR_KINDS: tuple[type[MlbuildError], ...] = (
     GateFailed,
     BuildError,
 )
-
-
-def kind_by_name(name: str) -> type[MlbuildError]:
-    """Return the error class called ``name`` (used to carry errors across processes)."""
-    for cls in ERROR_KINDS:
-        if cls.__name__ == name:
-            return cls
-    return MlbuildError

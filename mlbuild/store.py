@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
@@ -300,6 +299,3 @@ class LocalCache:
         store.get_file(key, dest, sha256)
         os.chmod(dest, 0o444)
         return dest
-
-    def copy_out(self, sha256: str, dest: str | os.PathLike) -> None:
-        shutil.copyfile(self.path(sha256), dest)

@@ -10,7 +10,7 @@ import pytest
 
 import mlbuild
 from mlbuild import errors
-from mlbuild.errors import ERROR_KINDS, EXIT_OK, EXIT_USAGE, MlbuildError, kind_by_name
+from mlbuild.errors import ERROR_KINDS, EXIT_OK, EXIT_USAGE, MlbuildError
 
 PUBLIC = {
     "BuildError",
@@ -87,9 +87,3 @@ def test_each_error_kind_also_inherits_a_builtin_a_caller_would_catch(cls):
 def test_the_root_is_a_plain_exception():
     assert MlbuildError.__bases__ == (Exception,)
     assert MlbuildError.exit_code == 1
-
-
-def test_kind_by_name_finds_each_kind_and_defaults_to_the_root():
-    for cls in ERROR_KINDS:
-        assert kind_by_name(cls.__name__) is cls
-    assert kind_by_name("KeyError") is MlbuildError

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -309,14 +308,3 @@ def test_cache_adopt_of_a_digest_already_cached_keeps_one_copy(cache):
     assert [p for p in files_under(cache.root) if not p.startswith("tmp/")] == [
         f"sha256/{digest[:2]}/{digest[2:]}"
     ]
-
-
-def test_cache_copy_out_gives_a_writable_copy(cache, tmp_path):
-    src = cache.tmpdir() / "a"
-    src.write_bytes(b"result")
-    cache.adopt(src, sha256(b"result"))
-    dest = tmp_path / "copy.txt"
-    cache.copy_out(sha256(b"result"), dest)
-    assert dest.read_bytes() == b"result"
-    Path(dest).write_bytes(b"mine now")  # the cached file is untouched
-    assert cache.path(sha256(b"result")).read_bytes() == b"result"
