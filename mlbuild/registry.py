@@ -12,22 +12,11 @@ from typing import Any
 
 from mlbuild.errors import IntegrityError, MlbuildError
 from mlbuild.lockfile import LockFile, ModelEntry
-from mlbuild.store import LocalCache, Store, check_digest
+from mlbuild.store import LocalCache, Store, check_digest, locate
 
 
 def model_key(name: str, sha256: str, filename: str) -> str:
     return f"models/{name}/sha256-{sha256}/{filename}"
-
-
-def key_of(store: Store, uri: str) -> str:
-    """The store key of a URI that models.lock recorded."""
-    root = store.uri.rstrip("/") + "/"
-    if not uri.startswith(root):
-        raise MlbuildError(
-            f"{uri} is not in the configured store {store.uri}. Hint: point [mlbuild] store "
-            "at the store the lock was written for, or run the pipeline to publish again."
-        )
-    return uri[len(root):]
 
 
 def publish_model(
@@ -79,8 +68,8 @@ def verify_lock(lock: LockFile, store: Store) -> list[Check]:
     checks = []
     for name, entry in sorted(lock.models.items()):
         try:
-            key = key_of(store, entry.uri)
-            check_digest(store.digest(key), entry.sha256, store.url(key))
+            where, key = locate(entry.uri, store)
+            check_digest(where.digest(key), entry.sha256, entry.uri)
             checks.append(Check(name, entry, None))
         except MlbuildError as exc:
             checks.append(Check(name, entry, exc))
@@ -92,7 +81,7 @@ def pull_models(lock: LockFile, store: Store, cache: LocalCache) -> list[Check]:
     checks = []
     for name, entry in sorted(lock.models.items()):
         try:
-            cache.fetch(store, key_of(store, entry.uri), entry.sha256)
+            cache.fetch(*locate(entry.uri, store), entry.sha256)
             checks.append(Check(name, entry, None))
         except MlbuildError as exc:
             checks.append(Check(name, entry, exc))

@@ -26,6 +26,23 @@ class mlbuild(luigi.Config):
         default="reports",
         description="Folder for reports that CI archives (accuracy reports, JUnit XML).",
     )
+    # S3 stores. Credentials and region come from the standard AWS chain (AWS_PROFILE,
+    # AWS_ACCESS_KEY_ID, ~/.aws, instance roles), never from here.
+    s3_endpoint_url = luigi.Parameter(
+        default="",
+        description="S3 endpoint for MinIO or a test server; empty: AWS_ENDPOINT_URL or AWS.",
+    )
+    s3_max_attempts = luigi.IntParameter(
+        default=5, description="Attempts per S3 request, with exponential backoff between."
+    )
+    s3_connect_timeout = luigi.FloatParameter(default=10.0, description="Seconds to connect.")
+    s3_read_timeout = luigi.FloatParameter(default=60.0, description="Seconds to wait for data.")
+    s3_part_size_mb = luigi.IntParameter(
+        default=64, description="Multipart threshold and part size for transfers, in MiB."
+    )
+    s3_max_concurrency = luigi.IntParameter(
+        default=8, description="Parallel part transfers per object."
+    )
 
 
 def store_uri() -> str:
@@ -38,3 +55,17 @@ def cache_dir() -> str:
 
 def reports_dir() -> str:
     return os.environ.get("MLBUILD_REPORTS") or mlbuild().reports
+
+
+def s3_options():
+    from mlbuild.s3 import S3Options
+
+    config = mlbuild()
+    return S3Options(
+        endpoint_url=os.environ.get("MLBUILD_S3_ENDPOINT_URL") or config.s3_endpoint_url,
+        max_attempts=config.s3_max_attempts,
+        connect_timeout=config.s3_connect_timeout,
+        read_timeout=config.s3_read_timeout,
+        part_size_mb=config.s3_part_size_mb,
+        max_concurrency=config.s3_max_concurrency,
+    )

@@ -23,6 +23,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import luigi
@@ -30,6 +31,15 @@ import luigi
 from mlbuild.errors import ConfigError, IntegrityError, MissingError, StoreError
 
 CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StaleWrite:
+    """A write that never finished (a killed process's temporary file or upload)."""
+
+    key: str
+    ident: str  # what the backend needs to discard it
+    started: datetime
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,13 @@ class Store(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def stale_writes(self, older_than: timedelta) -> list[StaleWrite]:
+        """Writes begun more than ``older_than`` ago that never finished."""
+
+    @abstractmethod
+    def discard(self, stale: StaleWrite) -> None: ...
 
     def digest(self, key: str) -> ObjectInfo:
         """The sha256 and size of a stored object, as it is now (never from a cache)."""
@@ -227,6 +244,22 @@ class LocalStore(Store):
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def stale_writes(self, older_than: timedelta) -> list[StaleWrite]:
+        cutoff = datetime.now(UTC) - older_than
+        stale = []
+        for dirpath, _, files in os.walk(self.root):
+            for name in files:
+                path = Path(dirpath, name)
+                if ".tmp-" in name:
+                    started = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                    if started <= cutoff:
+                        key = path.relative_to(self.root).as_posix()
+                        stale.append(StaleWrite(key, str(path), started))
+        return sorted(stale, key=lambda s: s.key)
+
+    def discard(self, stale: StaleWrite) -> None:
+        Path(stale.ident).unlink(missing_ok=True)
+
     def digest(self, key: str) -> ObjectInfo:
         with self._open(key) as src:
             digest = hashlib.file_digest(src, "sha256")
@@ -240,17 +273,33 @@ def open_store(uri: str) -> Store:
     """The store for ``uri`` (one instance per URI and process, so caches are shared)."""
     if uri not in _STORES:
         if uri.startswith("s3://"):
-            raise ConfigError(
-                f"Store {uri!r}: S3 stores are not available in this version of mlbuild. "
-                "Hint: use a local folder for [mlbuild] store."
-            )
-        if "://" in uri and not uri.startswith("file://"):
+            from mlbuild.s3 import S3Store
+            from mlbuild.settings import s3_options
+
+            _STORES[uri] = S3Store(uri, s3_options())
+        elif "://" in uri and not uri.startswith("file://"):
             raise ConfigError(
                 f"Store {uri!r} has an unknown scheme. Expected a folder path, file://path "
                 "or s3://bucket/prefix."
             )
-        _STORES[uri] = LocalStore(uri)
+        else:
+            _STORES[uri] = LocalStore(uri)
     return _STORES[uri]
+
+
+def locate(uri: str, within: Store | None = None) -> tuple[Store, str]:
+    """The store and key of an object's URI (as models.lock records them).
+
+    A URI under ``within`` resolves to that store, so its caches are shared; any other
+    resolves to its bucket (S3) or folder (local).
+    """
+    if within is not None and uri.startswith(within.uri.rstrip("/") + "/"):
+        return within, uri[len(within.uri.rstrip("/")) + 1:]
+    if uri.startswith("s3://"):
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return open_store(f"s3://{bucket}"), key
+    path = Path(uri.removeprefix("file://"))
+    return open_store(str(path.parent)), path.name
 
 
 class LocalCache:

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from mlbuild.errors import IntegrityError, MissingError, MlbuildError
+from mlbuild.errors import IntegrityError, MissingError
 from mlbuild.lockfile import LockFile
-from mlbuild.registry import key_of, model_key, publish_model, pull_models, verify_lock
-from mlbuild.store import LocalCache, LocalStore
+from mlbuild.registry import model_key, publish_model, pull_models, verify_lock
+from mlbuild.store import LocalCache, LocalStore, locate
 
 from ._helpers import files_under, is_read_only, sha256
 
@@ -50,7 +50,7 @@ def test_publish_copies_to_a_content_addressed_key_and_writes_the_lock(store, mo
     assert (entry.sha256, entry.size) == (sha256(MODEL), len(MODEL))
     assert entry.metrics == {"accuracy": 0.97} and entry.fingerprint == "f" * 32
     assert LockFile.read(lock).entry("digits") == entry
-    assert key_of(store, entry.uri) == key
+    assert locate(entry.uri, store) == (store, key)
 
 
 def test_publishing_the_same_model_again_leaves_the_lock_byte_identical(store, model, tmp_path):
@@ -65,7 +65,7 @@ def test_publishing_the_same_model_again_leaves_the_lock_byte_identical(store, m
 def test_publishing_a_model_already_in_the_store_does_not_copy_it_again(store, model, tmp_path):
     lock = tmp_path / "models.lock"
     entry = publish(store, lock, model)
-    stored = store.root / key_of(store, entry.uri)
+    stored = store.root / locate(entry.uri, store)[1]
     old = 1_600_000_000_000_000_000
     os.utime(stored, ns=(old, old))
     publish(store, lock, model, created="2026-12-01T00:00:00+00:00")
@@ -89,9 +89,11 @@ def test_publishing_a_file_that_does_not_match_its_digest_stores_nothing(store, 
     assert not lock.exists()
 
 
-def test_key_of_a_uri_outside_the_store_is_an_error(store):
-    with pytest.raises(MlbuildError, match="not in the configured store"):
-        key_of(store, "s3://elsewhere/models/digits/model.txt")
+def test_a_uri_outside_the_store_resolves_to_its_own_folder(store, tmp_path):
+    elsewhere = tmp_path / "elsewhere" / "model.txt"
+    found, key = locate(str(elsewhere), store)
+    assert isinstance(found, LocalStore) and found is not store
+    assert (found.root, key) == (elsewhere.parent, "model.txt")
 
 
 # -------------------------------------------------------------------- verify, pull
@@ -101,7 +103,7 @@ def test_key_of_a_uri_outside_the_store_is_an_error(store):
 def published(store, model, tmp_path):
     lock = tmp_path / "models.lock"
     entry = publish(store, lock, model)
-    return LockFile.read(lock), key_of(store, entry.uri)
+    return LockFile.read(lock), locate(entry.uri, store)[1]
 
 
 def test_verify_passes_an_intact_model(store, published):

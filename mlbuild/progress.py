@@ -1,0 +1,23 @@
+"""Progress of long transfers, shown only when a person is watching (stderr is a terminal)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
+MIN_BYTES = 16 * 1024 * 1024  # smaller transfers finish before a bar is worth drawing
+
+
+@contextlib.contextmanager
+def transfer_progress(description: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """Yield a callback taking byte counts (as boto3's ``Callback``), or None when silent."""
+    if total < MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.advance(task, done)

@@ -1,0 +1,336 @@
+"""The S3 store: the same contract as the local store, on any S3 API (AWS, MinIO, moto).
+
+* Atomic writes come from S3 itself: an object (multipart or not) becomes visible whole,
+  only when its upload completes. A killed upload leaves an invisible incomplete
+  multipart upload, which ``mlbuild gc`` aborts.
+* Digests are computed while bytes stream: uploads hash what they read, downloads hash
+  what they write, in order, while parts still transfer in parallel.
+* Existence is answered with listings: the first question about a key lists its top-level
+  folder (one request per 1,000 keys) and later questions are answered from that listing;
+  a key the listing lacks is asked about directly, so a result another worker just wrote
+  is never missed.
+* Endpoint, timeouts, retries and transfer sizes come from ``[mlbuild]`` in luigi.cfg;
+  credentials and region from the standard AWS chain. No credential appears in a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from mlbuild.errors import MissingError, StoreError
+from mlbuild.progress import transfer_progress
+from mlbuild.store import ObjectInfo, StaleWrite, Store, check_digest
+
+LIST_PAGES = 10  # at most 10,000 keys per listing; beyond that, ask key by key
+NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+          "InvalidToken", "ExpiredToken", "AllAccessDisabled", "InvalidClientTokenId"}
+
+
+@dataclass(frozen=True)
+class S3Options:
+    endpoint_url: str = ""
+    max_attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    part_size_mb: int = 64
+    max_concurrency: int = 8
+
+
+class _HashingReader:
+    """A file wrapper that hashes each byte the first time it is read in order.
+
+    Transfers may read a part twice (a retry, a checksum); the high-water mark makes sure
+    every byte is hashed exactly once and in order.
+    """
+
+    def __init__(self, file):
+        self._file, self._digest, self._hashed = file, hashlib.sha256(), 0
+
+    def read(self, size=-1):
+        start = self._file.tell()
+        data = self._file.read(size)
+        if start <= self._hashed < start + len(data):
+            self._digest.update(data[self._hashed - start:])
+            self._hashed = start + len(data)
+        return data
+
+    def seek(self, offset, whence=os.SEEK_SET):
+        return self._file.seek(offset, whence)
+
+    def tell(self):
+        return self._file.tell()
+
+    def seekable(self):
+        return True
+
+    def close(self):
+        pass  # the transfer closes what it reads; the caller owns the file
+
+    def result(self) -> ObjectInfo:
+        self._file.seek(self._hashed)
+        while chunk := self._file.read(1 << 20):  # whatever no transfer read in order
+            self._digest.update(chunk)
+            self._hashed += len(chunk)
+        return ObjectInfo(self._digest.hexdigest(), self._hashed)
+
+
+class _HashingWriter:
+    """A write-only, non-seekable target: S3's downloader then writes parts in order."""
+
+    def __init__(self, file):
+        self._file, self._digest, self.size = file, hashlib.sha256(), 0
+
+    def write(self, data):
+        self._digest.update(data)
+        self.size += len(data)
+        return self._file.write(data)
+
+    def seekable(self):
+        return False
+
+    def result(self) -> ObjectInfo:
+        return ObjectInfo(self._digest.hexdigest(), self.size)
+
+
+class S3Store(Store):
+    def __init__(self, uri: str, options: S3Options | None = None):
+        self.uri = uri.rstrip("/")
+        self.bucket, _, prefix = self.uri.removeprefix("s3://").partition("/")
+        if not self.bucket:
+            raise StoreError(f"Store {uri!r} names no bucket. Expected s3://bucket/prefix.")
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.options = options or S3Options()
+        self.requests = 0  # HTTP requests sent, retries included (for benchmarks)
+        self._client = None
+        self._listed: dict[str, set[str]] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                retries={"max_attempts": self.options.max_attempts, "mode": "standard"},
+                connect_timeout=self.options.connect_timeout,
+                read_timeout=self.options.read_timeout,
+                max_pool_connections=max(10, self.options.max_concurrency),
+            )
+            client = boto3.session.Session().client(
+                "s3", endpoint_url=self.options.endpoint_url or None, config=config
+            )
+            client.meta.events.register("before-send.s3", self._count)
+            self._client = client
+        return self._client
+
+    def _count(self, **_):
+        self.requests += 1
+
+    @property
+    def _transfer(self):
+        from boto3.s3.transfer import TransferConfig
+
+        part = self.options.part_size_mb * 1024 * 1024
+        return TransferConfig(multipart_threshold=part, multipart_chunksize=part,
+                              max_concurrency=self.options.max_concurrency)
+
+    def _object(self, key: str) -> str:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise StoreError(f"Store key {key!r} must be relative and must not contain '..'.")
+        return self.prefix + key
+
+    def _error(self, exc: Exception, action: str, key: str | None) -> Exception:
+        """Translate a boto3/botocore error into mlbuild's, naming the object and a remedy."""
+        from botocore import exceptions as bx
+
+        where = self.url(key) if key is not None else self.uri
+        endpoint = self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+            return StoreError(
+                f"No AWS credentials were found to {action} {where}. Hint: set AWS_PROFILE, or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an IAM role applies."
+            )
+        if isinstance(exc, bx.ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code == "NoSuchBucket":
+                return StoreError(
+                    f"The bucket {self.bucket!r} does not exist at {endpoint} (while trying to "
+                    f"{action} {where}). Hint: create it, or point [mlbuild] store or "
+                    "MLBUILD_STORE at an existing bucket."
+                )
+            if code in NOT_FOUND:
+                return MissingError(
+                    f"{where} does not exist. Hint: run the task that makes it again "
+                    "(`mlbuild status` shows what is missing)."
+                )
+            if code in DENIED:
+                return StoreError(
+                    f"Access denied ({code}) to {action} {where} at {endpoint}. Hint: check the "
+                    f"credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and that they may {action} "
+                    f"in bucket {self.bucket!r}."
+                )
+            return StoreError(f"S3 at {endpoint} refused to {action} {where}: {code} "
+                              f"{error.get('Message', '')}".rstrip() + ".")
+        if isinstance(exc, bx.EndpointConnectionError | bx.ConnectionError | bx.HTTPClientError):
+            return StoreError(
+                f"Cannot reach S3 at {endpoint} to {action} {where}, after "
+                f"{self.options.max_attempts} attempt(s) with backoff: {exc}. Hint: check that "
+                "the service is up and that the endpoint (AWS_ENDPOINT_URL or [mlbuild] "
+                "s3_endpoint_url) is right; once it is, run again: finished tasks are kept."
+            )
+        if isinstance(exc, bx.BotoCoreError):
+            return StoreError(f"Cannot {action} {where} at {endpoint}: {exc}.")
+        return exc
+
+    def _call(self, action: str, key: str | None, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            translated = self._error(exc, action, key)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    # ------------------------------------------------------------------ the contract
+
+    def exists(self, key: str) -> bool:
+        return key in self.exists_many([key])
+
+    def exists_many(self, keys) -> set[str]:
+        found = set()
+        for key in keys:
+            group = key.split("/", 1)[0] + "/"
+            known = self._listed.get(group)
+            if known is None:
+                known = self._listed[group] = set(self._keys(group, LIST_PAGES))
+            if key in known or self._head(key):
+                known.add(key)
+                found.add(key)
+        return found
+
+    def _head(self, key: str) -> bool:
+        try:
+            self._call("read", key, self.client.head_object, Bucket=self.bucket,
+                       Key=self._object(key))
+            return True
+        except MissingError:
+            return False
+
+    def _keys(self, prefix: str, max_pages: int | None = None) -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self._object(prefix) if prefix
+                                   else self.prefix, PaginationConfig={"PageSize": 1000})
+        keys = []
+
+        def collect():
+            for number, page in enumerate(pages):
+                if max_pages is not None and number >= max_pages:
+                    break
+                keys.extend(item["Key"][len(self.prefix):] for item in page.get("Contents", ()))
+
+        self._call("list", prefix, collect)
+        return keys
+
+    def list(self, prefix: str) -> list[str]:
+        return sorted(self._keys(prefix))
+
+    def _remember(self, key: str) -> None:
+        known = self._listed.get(key.split("/", 1)[0] + "/")
+        if known is not None:
+            known.add(key)
+
+    def put_file(self, path: str | os.PathLike, key: str) -> ObjectInfo:
+        try:
+            file = open(path, "rb")  # noqa: SIM115 - closed below; upload errors must pass
+        except OSError as exc:
+            raise StoreError(f"Cannot read {path} to store it as {self.url(key)}: {exc}.") from exc
+        with file, transfer_progress(f"upload {Path(key).name}", os.fstat(file.fileno()).st_size) as cb:
+            reader = _HashingReader(file)
+            self._call("write", key, self.client.upload_fileobj, reader, self.bucket,
+                       self._object(key), Config=self._transfer, Callback=cb)
+            info = reader.result()
+        self._remember(key)
+        return info
+
+    def put_bytes(self, data: bytes, key: str) -> ObjectInfo:
+        self._call("write", key, self.client.put_object, Bucket=self.bucket,
+                   Key=self._object(key), Body=data)
+        self._remember(key)
+        return ObjectInfo(hashlib.sha256(data).hexdigest(), len(data))
+
+    def _size(self, key: str) -> int:
+        head = self._call("read", key, self.client.head_object, Bucket=self.bucket,
+                          Key=self._object(key))
+        return head["ContentLength"]
+
+    def get_file(self, key: str, dest: str | os.PathLike, sha256: str | None = None) -> ObjectInfo:
+        dest = Path(dest)
+        tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as file, transfer_progress(
+                    f"download {dest.name}", self._size(key)) as cb:
+                writer = _HashingWriter(file)
+                self._call("read", key, self.client.download_fileobj, self.bucket,
+                           self._object(key), writer, Config=self._transfer, Callback=cb)
+            info = writer.result()
+            check_digest(info, sha256, self.url(key))
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return info
+
+    def _stream(self, key: str):
+        response = self._call("read", key, self.client.get_object, Bucket=self.bucket,
+                              Key=self._object(key))
+        return response["Body"]
+
+    def get_bytes(self, key: str, sha256: str | None = None) -> bytes:
+        body = self._stream(key)
+        data = self._call("read", key, body.read)
+        check_digest(ObjectInfo(hashlib.sha256(data).hexdigest(), len(data)), sha256, self.url(key))
+        return data
+
+    def digest(self, key: str) -> ObjectInfo:
+        body = self._stream(key)
+
+        def consume() -> ObjectInfo:
+            digest, size = hashlib.sha256(), 0
+            for chunk in body.iter_chunks(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+            return ObjectInfo(digest.hexdigest(), size)
+
+        return self._call("read", key, consume)
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key, self.client.delete_object, Bucket=self.bucket,
+                   Key=self._object(key))
+        self._listed.get(key.split("/", 1)[0] + "/", set()).discard(key)
+
+    def stale_writes(self, older_than: timedelta) -> list[StaleWrite]:
+        cutoff = datetime.now(UTC) - older_than
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        stale = []
+
+        def collect():
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", ()):
+                    if upload["Initiated"] <= cutoff:
+                        key = upload["Key"][len(self.prefix):]
+                        stale.append(StaleWrite(key, upload["UploadId"], upload["Initiated"]))
+
+        self._call("list uploads in", None, collect)
+        return stale
+
+    def discard(self, stale: StaleWrite) -> None:
+        self._call("abort the upload of", stale.key, self.client.abort_multipart_upload,
+                   Bucket=self.bucket, Key=self._object(stale.key), UploadId=stale.ident)
