@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
                             help="every task of a pipeline: fingerprint, complete or why not")
     status.add_argument("task", nargs="?", default="FullPipeline")
 
+    gc = sub.add_parser("gc", help="discard writes that never finished (killed uploads)")
+    gc.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
+                    help="only writes begun this many hours ago or more (default 24)")
+    gc.add_argument("--dry-run", action="store_true", help="list them, discard nothing")
+
     models = sub.add_parser("models", help="the models in models.lock")
     models.add_argument("action", choices=["list", "verify", "pull"])
     models.add_argument("name", nargs="?", help="one model (default: all)")
@@ -111,11 +116,30 @@ def _models(args, extra: list[str]) -> int:
     return next((c.error.exit_code for c in checks if c.error), 0)
 
 
+def _gc(args, extra: list[str]) -> int:
+    from datetime import timedelta
+
+    from mlbuild.settings import store_uri
+    from mlbuild.store import open_store
+
+    store = open_store(store_uri())
+    stale = store.stale_writes(timedelta(hours=args.older_than))
+    for write in stale:
+        if not args.dry_run:
+            store.discard(write)
+        verb = "would discard" if args.dry_run else "discarded"
+        print(f"{verb} the unfinished write of {store.url(write.key)} "
+              f"(begun {write.started:%Y-%m-%d %H:%M:%S})")
+    print(f"{len(stale)} unfinished write(s) {'found' if args.dry_run else 'discarded'} in "
+          f"{store.uri}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args, extra = _parser().parse_known_args(argv)
-    if extra and args.command == "models":
+    if extra and args.command in ("models", "gc"):
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
-    handler = {"run": _run, "status": _status, "models": _models}[args.command]
+    handler = {"run": _run, "status": _status, "models": _models, "gc": _gc}[args.command]
     try:
         return handler(args, extra)
     except MlbuildError as exc:

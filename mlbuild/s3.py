@@ -226,9 +226,10 @@ class S3Store(Store):
             return False
 
     def _keys(self, prefix: str, max_pages: int | None = None) -> list[str]:
+        folder = self._object(prefix.rstrip("/") + "/") if prefix else self.prefix
         paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.bucket, Prefix=self._object(prefix) if prefix
-                                   else self.prefix, PaginationConfig={"PageSize": 1000})
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=folder,
+                                   PaginationConfig={"PageSize": 1000})
         keys = []
 
         def collect():
@@ -253,11 +254,18 @@ class S3Store(Store):
             file = open(path, "rb")  # noqa: SIM115 - closed below; upload errors must pass
         except OSError as exc:
             raise StoreError(f"Cannot read {path} to store it as {self.url(key)}: {exc}.") from exc
-        with file, transfer_progress(f"upload {Path(key).name}", os.fstat(file.fileno()).st_size) as cb:
+        size = os.fstat(file.fileno()).st_size
+        with file, transfer_progress(f"upload {Path(key).name}", size) as callback:
             reader = _HashingReader(file)
-            self._call("write", key, self.client.upload_fileobj, reader, self.bucket,
-                       self._object(key), Config=self._transfer, Callback=cb)
-            info = reader.result()
+            try:
+                self._call("write", key, self.client.upload_fileobj, reader, self.bucket,
+                           self._object(key), Config=self._transfer, Callback=callback)
+                info = reader.result()
+            except StoreError:
+                raise
+            except OSError as exc:  # the local file broke mid-way; S3 kept nothing of it
+                raise StoreError(f"Cannot read {path} while storing it as {self.url(key)}: "
+                                 f"{exc}.") from exc
         self._remember(key)
         return info
 
@@ -266,6 +274,12 @@ class S3Store(Store):
                    Key=self._object(key), Body=data)
         self._remember(key)
         return ObjectInfo(hashlib.sha256(data).hexdigest(), len(data))
+
+    def version(self, key: str) -> str:
+        """What identifies the object's current content without reading it: ETag and version."""
+        head = self._call("read", key, self.client.head_object, Bucket=self.bucket,
+                          Key=self._object(key))
+        return f"etag:{head['ETag'].strip(chr(34))};version:{head.get('VersionId') or '-'}"
 
     def _size(self, key: str) -> int:
         head = self._call("read", key, self.client.head_object, Bucket=self.bucket,

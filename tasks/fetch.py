@@ -1,9 +1,10 @@
 """FetchData: bring the raw data set into the store as a CSV file.
 
 Sources: ``builtin:digits`` (scikit-learn's bundled handwritten digits, written out as
-the CSV a real project would download), ``file://path`` and ``https://url``. With a
-pinned ``sha256`` the bytes must match it; without one, a file's content digest (or an
-URL's ETag) enters the fingerprint, so changed data re-runs the pipeline.
+the CSV a real project would download), ``file://path``, ``https://url`` and
+``s3://bucket/key``. With a pinned ``sha256`` the bytes must match it; without one, a
+file's content digest (an URL's ETag, an S3 object's ETag and version) enters the
+fingerprint, so changed data re-runs the pipeline.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from mlbuild import BuildTask, ConfigError, IntegrityError, MissingError
-from mlbuild.store import copy_hashing, file_digest
+from mlbuild.store import copy_hashing, file_digest, locate
 from tasks.config import load
 
 BUILTINS = ("builtin:digits",)
@@ -25,11 +26,11 @@ def _local_path(source: str) -> Path:
 
 
 def _check_source(source: str) -> None:
-    if source in BUILTINS or source.startswith(("file://", "https://", "http://")):
+    if source in BUILTINS or source.startswith(("file://", "https://", "http://", "s3://")):
         return
     raise ConfigError(
         f"data.source = {source!r} in the pipeline config is not a known source. "
-        f"Expected one of {', '.join(BUILTINS)}, file://path or https://url."
+        f"Expected one of {', '.join(BUILTINS)}, file://path, https://url or s3://bucket/key."
     )
 
 
@@ -88,6 +89,9 @@ class FetchData(BuildTask):
             return {data.source: file_digest(path).sha256}
         if data.source.startswith(("https://", "http://")):
             return {data.source: _url_version(data.source)}
+        if data.source.startswith("s3://"):
+            store, key = locate(data.source)
+            return {data.source: store.version(key)}
         return {}
 
     def build(self, inputs, outputs):
@@ -99,6 +103,9 @@ class FetchData(BuildTask):
         elif data.source.startswith("file://"):
             with open(_local_path(data.source), "rb") as src, open(raw, "wb") as out:
                 sha256 = copy_hashing(src, out).sha256
+        elif data.source.startswith("s3://"):
+            store, key = locate(data.source)
+            sha256 = store.get_file(key, raw).sha256
         else:
             sha256 = _download(data.source, raw)
         if data.sha256 and sha256 != data.sha256:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import services
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("tasks", "configs", "luigi.cfg")
 
@@ -24,6 +26,7 @@ PROJECT_FILES = ("tasks", "configs", "luigi.cfg")
 class Project:
     def __init__(self, root: Path):
         self.root = root
+        self.extra_env: dict[str, str] = {}
         self.store = root / ".mlbuild" / "store"
         self.lock = root / "models.lock"
 
@@ -43,6 +46,7 @@ class Project:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBUILD_", "LUIGI_"))}
         env["PYTHONPATH"] = str(self.root)
+        env.update(self.extra_env)
         return env
 
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -104,3 +108,64 @@ def project(tmp_path) -> Project:
 def built(built_project, tmp_path) -> Project:
     """A copy of the built project: its store holds a complete run."""
     return Project.copy_of(built_project.root, tmp_path / "built", with_state=True)
+
+
+# ------------------------------------------------------------------------------- S3
+
+#: Dummy credentials for the test server; tests check that they never leak.
+TEST_AWS = {
+    "AWS_ACCESS_KEY_ID": "AKIAMLBUILDTEST00001",
+    "AWS_SECRET_ACCESS_KEY": "mlbuild-test-secret-5b1f0c9e",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """The S3 API server: MLBUILD_TEST_S3_ENDPOINT, or the one `make services` starts."""
+    url = os.environ.get("MLBUILD_TEST_S3_ENDPOINT")
+    if url:
+        yield url
+        return
+    server = services.moto()
+    ours = not services.answers(server.url)
+    server.start()
+    yield server.url
+    if ours:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint, monkeypatch) -> dict[str, str]:
+    """The AWS environment for the test server, set in this process too."""
+    env = {**TEST_AWS, "AWS_ENDPOINT_URL": s3_endpoint}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=TEST_AWS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=TEST_AWS["AWS_SECRET_ACCESS_KEY"],
+                        region_name=TEST_AWS["AWS_DEFAULT_REGION"])
+
+
+@pytest.fixture
+def bucket(s3_env) -> str:
+    """A new, empty bucket on the test server."""
+    import uuid
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3_client(s3_env["AWS_ENDPOINT_URL"]).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def private_moto(tmp_path):
+    """A moto server of this test's own, which it may pause, resume or stop."""
+    server = services.moto(port=services.free_port(), folder=tmp_path / "services")
+    server.start()
+    yield server
+    server.stop()
