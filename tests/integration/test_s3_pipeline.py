@@ -32,7 +32,7 @@ class S3View:
     def __init__(self, endpoint: str, bucket: str):
         self.client, self.bucket = s3_client(endpoint), bucket
 
-    def keys(self, prefix: str = PREFIX) -> list[str]:
+    def list_keys(self, prefix: str = PREFIX) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                       Prefix=prefix)
         return [o["Key"] for page in pages for o in page.get("Contents", ())]
@@ -41,7 +41,7 @@ class S3View:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def manifests(self) -> dict[str, str]:
-        return {k: json.loads(self.read(k))["finished"] for k in self.keys()
+        return {k: json.loads(self.read(k))["finished"] for k in self.list_keys()
                 if k.endswith("/manifest.json")}
 
     def ran_since(self, before: dict[str, str]) -> set[str]:
@@ -64,7 +64,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 def test_the_whole_pipeline_runs_on_s3_and_a_second_run_is_a_no_op(s3_project, tmp_path):
     project, s3 = s3_project
     result = ok(project.luigi())
-    families = {k.split("/")[2] for k in s3.keys() if k.endswith("manifest.json")}
+    families = {k.split("/")[2] for k in s3.list_keys() if k.endswith("manifest.json")}
     assert families == {"FetchData", "ValidateData", "SplitData", "TrainModel",
                         "EvaluateAccuracy", "PublishModel"}
     assert not (project.root / ".mlbuild" / "store").exists()
@@ -82,7 +82,7 @@ def test_the_whole_pipeline_runs_on_s3_and_a_second_run_is_a_no_op(s3_project, t
     # No credential is written anywhere: logs, lock, reports, manifests.
     written = [result.stdout, result.stderr, again.stderr, project.lock.read_text()]
     written += [p.read_text() for p in (project.root / "reports").rglob("*") if p.is_file()]
-    written += [s3.read(k).decode() for k in s3.keys() if k.endswith(".json")]
+    written += [s3.read(k).decode() for k in s3.list_keys() if k.endswith(".json")]
     for secret in (TEST_AWS["AWS_SECRET_ACCESS_KEY"], TEST_AWS["AWS_ACCESS_KEY_ID"]):
         assert not any(secret in text for text in written)
 
@@ -135,7 +135,7 @@ def test_two_workers_writing_the_same_results_at_once_leave_valid_results(s3_pro
     for run in runs:
         _, err = run.communicate(timeout=300)
         assert run.returncode == 0, err
-    for key in s3.keys():
+    for key in s3.list_keys():
         if key.endswith("/manifest.json"):
             folder = key.rsplit("/", 1)[0]
             for output in json.loads(s3.read(key))["outputs"].values():
@@ -158,7 +158,7 @@ def test_a_run_killed_mid_upload_leaves_nothing_visible_and_gc_aborts_the_upload
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    assert s3.keys() == []  # no output and no manifest are visible
+    assert s3.list_keys() == []  # no output and no manifest are visible
     assert len(s3.client.list_multipart_uploads(Bucket=s3.bucket)["Uploads"]) == 1
 
     dry = ok(project.mlbuild("gc", "--older-than", "0", "--dry-run")).stdout
@@ -168,7 +168,7 @@ def test_a_run_killed_mid_upload_leaves_nothing_visible_and_gc_aborts_the_upload
     assert "Uploads" not in s3.client.list_multipart_uploads(Bucket=s3.bucket)
 
     ok(project.run(*command))
-    manifest_key = next(k for k in s3.keys() if k.endswith("manifest.json"))
+    manifest_key = next(k for k in s3.list_keys() if k.endswith("manifest.json"))
     record = json.loads(s3.read(manifest_key))["outputs"]["blob"]
     blob = s3.read(manifest_key.replace("manifest.json", "blob.bin"))
     assert hashlib.sha256(blob).hexdigest() == record["sha256"] and len(blob) == 200 * 1024 * 1024
