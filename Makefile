@@ -2,11 +2,13 @@
 PYTHON ?= python3
 STAMP  := .mlbuild/installed.stamp
 
-.PHONY: help install pipeline test unit integration benchmark lint clean
+.PHONY: help install services services-stop pipeline test unit integration benchmark lint clean
 
 help:
 	@echo "make pipeline     install, then run the full pipeline on the built-in data"
-	@echo "make test         install, then run the whole test suite (what CI runs)"
+	@echo "make test         install, start services, run the whole test suite (what CI runs)"
+	@echo "make services     start the services the tests use (S3 API server on loopback)"
+	@echo "make services-stop  stop them"
 	@echo "make unit         only the fast unit tests"
 	@echo "make integration  only the integration tests (real processes)"
 	@echo "make benchmark    the benchmarks under benchmarks/ (prints figures)"
@@ -19,20 +21,29 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Idempotent: a service already answering is left as it is.
+services: install
+	$(PYTHON) -m tests.services start
+
+services-stop:
+	$(PYTHON) -m tests.services stop
+
 pipeline: install
 	$(PYTHON) -m luigi --module tasks FullPipeline
 
-test: install
+test: install services
 	$(PYTHON) -m pytest -q
 
 unit: install
 	$(PYTHON) -m pytest -q tests/unit
 
-integration: install
+integration: install services
 	$(PYTHON) -m pytest -q tests/integration
 
 benchmark: install
 	$(PYTHON) benchmarks/noop_fanin.py
+	$(PYTHON) benchmarks/s3_noop_fanin.py
+	$(PYTHON) benchmarks/s3_transfer.py
 
 lint: install
 	$(PYTHON) -m ruff check mlbuild tasks tests benchmarks
