@@ -152,7 +152,7 @@ class S3Store(Store):
         from botocore import exceptions as bx
 
         where = self.url(key) if key is not None else self.uri
-        endpoint = self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        endpoint = self._client.meta.endpoint_url if self._client else "S3"
         if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
             return StoreError(
                 f"No AWS credentials were found to {action} {where}. Hint: set AWS_PROFILE, or "
