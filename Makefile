@@ -2,7 +2,7 @@
 PYTHON ?= python3
 STAMP  := .mlbuild/installed.stamp
 
-.PHONY: help install services services-stop pipeline test unit integration benchmark lint clean
+.PHONY: help install services services-stop pipeline test unit integration accuracy accuracy-full benchmark lint clean
 
 help:
 	@echo "make pipeline     install, then run the full pipeline on the built-in data"
@@ -11,6 +11,8 @@ help:
 	@echo "make services-stop  stop them"
 	@echo "make unit         only the fast unit tests"
 	@echo "make integration  only the integration tests (real processes)"
+	@echo "make accuracy     the accuracy tests of the released model, fast tier"
+	@echo "make accuracy-full  the same on the whole test split (scheduled runs)"
 	@echo "make benchmark    the benchmarks under benchmarks/ (prints figures)"
 	@echo "make lint         ruff and the import-layering contracts"
 
@@ -39,6 +41,12 @@ unit: install
 
 integration: install services
 	$(PYTHON) -m pytest -q tests/integration
+
+accuracy: install
+	MLBUILD_ACCURACY_TIER=fast $(PYTHON) -m pytest -q -m accuracy tests/accuracy
+
+accuracy-full: install
+	MLBUILD_ACCURACY_TIER=full $(PYTHON) -m pytest -q -m accuracy tests/accuracy
 
 benchmark: install
 	$(PYTHON) benchmarks/noop_fanin.py

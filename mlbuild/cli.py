@@ -43,6 +43,20 @@ def _parser() -> argparse.ArgumentParser:
                     help="only writes begun this many hours ago or more (default 24)")
     gc.add_argument("--dry-run", action="store_true", help="list them, discard nothing")
 
+    accuracy = sub.add_parser("accuracy", help="accuracy test planning")
+    accuracy_sub = accuracy.add_subparsers(dest="action", required=True)
+    plan = accuracy_sub.add_parser(
+        "plan", help="rows needed to detect an accuracy drop (the fast tier's sample size)")
+    plan.add_argument("--expected", type=float, default=0.95,
+                      help="the accuracy the model has (default 0.95)")
+    plan.add_argument("--drop", type=float, default=0.02,
+                      help="the drop to detect (default 0.02)")
+    plan.add_argument("--alpha", type=float, default=0.05, help="one-sided level (default 0.05)")
+    plan.add_argument("--power", type=float, default=0.8, help="power (default 0.8)")
+    plan.add_argument("--disagreement", type=float, metavar="PSI",
+                      help="for a paired comparison with the released model: the share of rows "
+                           "on which the two models disagree")
+
     models = sub.add_parser("models", help="the models in models.lock")
     models.add_argument("action", choices=["list", "verify", "pull"])
     models.add_argument("name", nargs="?", help="one model (default: all)")
@@ -116,6 +130,26 @@ def _models(args, extra: list[str]) -> int:
     return next((c.error.exit_code for c in checks if c.error), 0)
 
 
+def _accuracy(args, extra: list[str]) -> int:
+    from mlbuild import stats
+    from mlbuild.errors import ConfigError
+
+    p0, p1 = args.expected, args.expected - args.drop
+    try:
+        rows = stats.sample_size(p0, p1, args.alpha, args.power)
+        paired = (stats.paired_sample_size(args.disagreement, args.drop, args.alpha, args.power)
+                  if args.disagreement is not None else None)
+    except ValueError as exc:
+        raise ConfigError(f"Cannot plan: {exc}") from None
+    print(f"To detect a drop of accuracy from {p0} to {p1:.4g} with a one-sided test at level "
+          f"{args.alpha} and power {args.power}:")
+    print(f"  {rows} test rows  (n = [z(1-a)*sqrt(p0*q0) + z(power)*sqrt(p1*q1)]^2 / (p0-p1)^2)")
+    if paired is not None:
+        print(f"  {paired} rows for the paired comparison with the released model, when the "
+              f"two disagree on {args.disagreement:.1%} of rows")
+    return 0
+
+
 def _gc(args, extra: list[str]) -> int:
     from datetime import timedelta
 
@@ -137,9 +171,10 @@ def _gc(args, extra: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = _parser().parse_known_args(argv)
-    if extra and args.command in ("models", "gc"):
+    if extra and args.command in ("models", "gc", "accuracy"):
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
-    handler = {"run": _run, "status": _status, "models": _models, "gc": _gc}[args.command]
+    handler = {"run": _run, "status": _status, "models": _models, "gc": _gc,
+               "accuracy": _accuracy}[args.command]
     try:
         return handler(args, extra)
     except MlbuildError as exc:

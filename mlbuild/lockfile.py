@@ -11,7 +11,8 @@ an unchanged model leaves the file byte-identical::
           "metrics": {"accuracy": 0.97},
           "sha256": "…",
           "size": 181234,
-          "uri": ".mlbuild/store/models/digits/sha256-…/model.txt"
+          "uri": ".mlbuild/store/models/digits/sha256-…/model.txt",
+          "baseline": null
         }
       },
       "version": 1
@@ -40,6 +41,8 @@ class ModelEntry:
     fingerprint: str
     created: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: the released model this one was compared with before it was published ({sha256, uri})
+    baseline: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

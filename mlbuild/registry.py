@@ -30,6 +30,7 @@ def publish_model(
     fingerprint: str,
     created: str,
     metrics: dict[str, Any],
+    baseline: dict[str, str] | None = None,
 ) -> ModelEntry:
     """Copy a model, whose digest is known, into the registry and record it in the lock.
 
@@ -51,9 +52,27 @@ def publish_model(
         fingerprint=fingerprint,
         created=created,
         metrics=metrics,
+        baseline=baseline,
     )
     LockFile.read(lock_path).with_model(name, entry).write(lock_path)
     return entry
+
+
+def released_model(lock: LockFile, name: str, candidate_fingerprint: str) -> dict[str, str] | None:
+    """The model a candidate is compared with: the one models.lock releases.
+
+    The lock is an input (the baseline) and an output (PublishModel updates it). Once a
+    candidate is published the lock names the candidate itself; comparing it with itself
+    would change its evaluation's fingerprint and make the pipeline chase its own tail.
+    So when the lock names a model trained with ``candidate_fingerprint``, the baseline is
+    the one that model was compared with when it was published, as the lock records.
+    """
+    entry = lock.models.get(name)
+    if entry is None:
+        return None
+    if entry.fingerprint == candidate_fingerprint:
+        return entry.baseline
+    return {"sha256": entry.sha256, "uri": entry.uri}
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,26 @@ import luigi
 from pydantic import Field
 
 from mlbuild.config import Section, load_config
+from mlbuild.evaluation import TiersConfig
+from mlbuild.gates import GatesConfig
 
 ColumnKind = Literal["integer", "number", "string"]
 Scalar = bool | int | float | str
 
 
+class SyntheticConfig(Section):
+    """``builtin:synthetic``: a seeded classification data set of any size."""
+
+    rows: int = Field(default=10_000, ge=10)
+    features: int = Field(default=20, ge=2)
+    classes: int = Field(default=2, ge=2)
+    seed: int = 0
+
+
 class DataConfig(Section):
-    #: builtin:digits, file://path, https://host/path
+    #: builtin:digits, builtin:synthetic, file://path, https://url, s3://bucket/key
     source: str = "builtin:digits"
+    synthetic: SyntheticConfig = SyntheticConfig()
     #: optional pin: the fetched bytes must have this sha256
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
@@ -45,13 +57,6 @@ class TrainConfig(Section):
     params: dict[str, Scalar] = {}
 
 
-class GateConfig(Section):
-    metric: Literal["accuracy"] = "accuracy"
-    threshold: float = Field(ge=0.0, le=1.0)
-    mode: Literal["point", "confident"] = "confident"
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
-
-
 class PublishConfig(Section):
     model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     lockfile: str = "models.lock"
@@ -62,7 +67,8 @@ class PipelineConfig(Section):
     schema_: SchemaConfig = Field(alias="schema")
     split: SplitConfig = SplitConfig()
     train: TrainConfig = TrainConfig()
-    gate: GateConfig
+    gates: GatesConfig
+    accuracy: TiersConfig = TiersConfig()
     publish: PublishConfig
 
 

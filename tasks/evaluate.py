@@ -1,53 +1,100 @@
-"""EvaluateAccuracy: the model's accuracy on the test split, with a confidence gate.
+"""EvaluateAccuracy: the accuracy gates, on the test split, through the served code.
 
-The gate logic lives in mlbuild.gates; the predictions come from tasks.inference, the
-code the served model runs. Metrics are written to the reports folder even when the gate
-fails, so CI can archive them.
+Two tiers: ``fast`` (every build) evaluates the smallest stratified sample that detects
+the configured drop with the configured power; ``full`` (scheduled runs) the whole test
+split. The released model in models.lock is scored on the same rows for the change gate.
+Reports go to the store and to ``reports/accuracy/<tier>/`` — also when a gate fails.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import luigi
 
 from mlbuild import BuildTask, GateFailed
-from mlbuild.gates import ProportionGate
-from mlbuild.settings import reports_dir
+from mlbuild.lockfile import LockFile
+from mlbuild.registry import released_model
+from mlbuild.settings import cache_dir, reports_dir
+from mlbuild.store import LocalCache, locate, open_store
 from tasks.config import load
 from tasks.split import SplitData
 from tasks.train import TrainModel
 
 
+def score(model_path, test, label, config):
+    """The evaluation inputs for one model: its predictions on ``test``."""
+    from mlbuild.evaluation import predict_in_chunks
+    from mlbuild.metrics import Predictions
+    from tasks.inference import load_model, predictor
+
+    features = test.drop(columns=[label])
+    predicted, proba = predict_in_chunks(predictor(load_model(model_path)), features,
+                                         config.accuracy.chunk_rows, config.accuracy.workers)
+    return Predictions(test[label].to_numpy(), predicted, proba)
+
+
+def evaluate_model(model_path, test, config, tier, baseline_path=None, report_folder=None,
+                   extra=None):
+    """Score, gate and report; the same steps for the pipeline and tests/accuracy."""
+    from mlbuild.evaluation import evaluate, plan_sample, stratified_sample
+    from mlbuild.report import write_reports
+
+    label = config.schema_.label
+    plan = None
+    if tier == "fast":
+        plan = plan_sample(config.accuracy, len(test))
+        rows = stratified_sample(test[label].to_numpy(), plan.rows, config.accuracy.seed)
+        test = test.iloc[rows].reset_index(drop=True)
+    candidate = score(model_path, test, label, config)
+    baseline = score(baseline_path, test, label, config) if baseline_path else None
+    columns = {c: test[c].to_numpy() for c in test.columns if c != label}
+    evaluation = evaluate(candidate, config.gates, kind="classification", tier=tier,
+                          baseline=baseline, columns=columns, plan=plan)
+    paths = write_reports(evaluation, report_folder, f"Accuracy ({tier} tier)", extra)
+    return evaluation, paths
+
+
 class EvaluateAccuracy(BuildTask):
-    outputs = {"metrics": "metrics.json"}
-    code_modules = ("tasks.inference",)
-    packages = ("lightgbm", "pandas")
+    tier = luigi.ChoiceParameter(choices=["fast", "full"], default="fast")
+    outputs = {"metrics": "metrics.json", "junit": "junit.xml", "markdown": "report.md",
+               "html": "report.html"}
+    code_modules = ("tasks.inference", "mlbuild.evaluation", "mlbuild.gates", "mlbuild.metrics",
+                    "mlbuild.stats")
+    packages = ("lightgbm", "pandas", "scipy")
 
     def requires(self):
         return {"model": TrainModel(), "split": SplitData()}
 
     def settings(self):
-        return {"gate": load().gate.model_dump()}
+        config = load()
+        return {"gates": config.gates.model_dump(), "accuracy": config.accuracy.model_dump()}
+
+    def baseline(self) -> dict[str, str] | None:
+        publish = load().publish
+        lock = LockFile.read(publish.lockfile)
+        return released_model(lock, publish.model_name, self.upstream()["model"].fingerprint)
+
+    def data_digests(self):
+        baseline = self.baseline()
+        return {"released model": baseline["sha256"] if baseline else "none"}
 
     def build(self, inputs, outputs):
+        import shutil
+
         import pandas as pd
 
-        from tasks.inference import load_model, predict
-
         config = load()
-        booster = load_model(inputs["model"]["model"])
+        baseline = self.baseline()
+        baseline_path = None
+        if baseline:
+            store, key = locate(baseline["uri"], open_store(self.store.uri))
+            baseline_path = LocalCache(cache_dir()).fetch(store, key, baseline["sha256"])
         test = pd.read_csv(inputs["split"]["test"])
-        labels = test.pop(config.schema_.label).to_numpy()
-        correct = int((predict(booster, test) == labels).sum())
-        gate = ProportionGate(config.gate.metric, config.gate.threshold, config.gate.mode,
-                              config.gate.confidence)
-        result = gate.check(correct, len(labels))
-        metrics = {"accuracy": result.estimate, "n": result.n, "gates": [result.to_dict()]}
-        text = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
-        outputs["metrics"].write_text(text)
-        report = Path(reports_dir(), "accuracy", "metrics.json")
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(text)
-        if not result.passed:
-            raise GateFailed(f"The accuracy gate failed: {result.reason} Metrics: {report}.")
-        return {"accuracy": result.estimate, "interval": list(result.interval)}
+        folder = outputs["metrics"].parent
+        evaluation, paths = evaluate_model(inputs["model"]["model"], test, config, self.tier,
+                                           baseline_path, folder, {"baseline": baseline})
+        archive = reports_dir() + f"/accuracy/{self.tier}"
+        shutil.copytree(folder, archive, dirs_exist_ok=True)
+        if not evaluation.passed:
+            failed = "\n".join(f"  - {r.name}: {r.reason}" for r in evaluation.failures)
+            raise GateFailed(f"{evaluation.summary()}:\n{failed}\nReports: {archive}/report.md")
+        return {"metrics": evaluation.metrics, "baseline": baseline, "n": evaluation.n}

@@ -17,7 +17,7 @@ from mlbuild import BuildTask, ConfigError, IntegrityError, MissingError
 from mlbuild.store import copy_hashing, file_digest, locate
 from tasks.config import load
 
-BUILTINS = ("builtin:digits",)
+BUILTINS = ("builtin:digits", "builtin:synthetic")
 TIMEOUT = 60
 
 
@@ -57,6 +57,19 @@ def _write_digits(dest: Path) -> None:
     frame = load_digits(as_frame=True).frame.astype("int64")
     frame = frame.rename(columns={"target": "label"})
     frame.to_csv(dest, index=False)
+
+
+def synthetic_frame(rows: int, features: int, classes: int, seed: int):
+    """A seeded classification data set: ``f0 … f{features-1}`` and ``label``."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=rows, n_features=features,
+                               n_informative=min(features, max(2, features // 2)),
+                               n_classes=classes, n_clusters_per_class=1, random_state=seed)
+    frame = pd.DataFrame(x.round(6), columns=[f"f{i}" for i in range(features)])
+    frame["label"] = y
+    return frame
 
 
 def _download(url: str, dest: Path) -> str:
@@ -99,6 +112,10 @@ class FetchData(BuildTask):
         raw = outputs["raw"]
         if data.source == "builtin:digits":
             _write_digits(raw)
+            sha256 = file_digest(raw).sha256
+        elif data.source == "builtin:synthetic":
+            s = data.synthetic
+            synthetic_frame(s.rows, s.features, s.classes, s.seed).to_csv(raw, index=False)
             sha256 = file_digest(raw).sha256
         elif data.source.startswith("file://"):
             with open(_local_path(data.source), "rb") as src, open(raw, "wb") as out:

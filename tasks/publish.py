@@ -37,7 +37,7 @@ class PublishModel(BuildTask):
     def build(self, inputs, outputs):
         publish = load().publish
         trained = self.upstream()["model"].read_manifest()
-        metrics = json.loads(inputs["metrics"]["metrics"].read_text())
+        evaluated = self.upstream()["metrics"].read_manifest().extra
         entry = publish_model(
             self.store,
             publish.lockfile,
@@ -47,7 +47,8 @@ class PublishModel(BuildTask):
             filename=trained.outputs["model"].file,
             fingerprint=trained.fingerprint,
             created=trained.finished,
-            metrics={"accuracy": metrics["accuracy"], "n": metrics["n"]},
+            metrics={**evaluated["metrics"], "n": evaluated["n"]},
+            baseline=evaluated["baseline"],
         )
         outputs["entry"].write_text(json.dumps(asdict(entry), indent=2, sort_keys=True) + "\n")
         return {"entry": asdict(entry)}

@@ -59,7 +59,7 @@ def unknown_config_key(p):
 
 
 def wrong_config_type(p):
-    p.edit("configs/pipeline.toml", "threshold = 0.90", 'threshold = "high"')
+    p.edit("configs/pipeline.toml", "min = 0.90", 'min = "high"')
 
 
 CASES = {
@@ -77,7 +77,7 @@ CASES = {
     "unknown config key": (unknown_config_key, ConfigError,
                            ["train.num_thread: unknown key", "Did you mean 'num_threads'?"], 23),
     "wrong config type": (wrong_config_type, ConfigError,
-                          ["gate.threshold", "valid number", "'high'"], 23),
+                          ["gates.threshold.0.min", "'high'"], 23),
 }
 
 

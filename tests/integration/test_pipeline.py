@@ -3,6 +3,7 @@ invalidation, resume after SIGKILL, and deterministic training."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -51,7 +52,7 @@ def _training_code(project):
 
 
 def _threshold(project):
-    project.edit("configs/pipeline.toml", "threshold = 0.90", "threshold = 0.85")
+    project.edit("configs/pipeline.toml", "min = 0.90", "min = 0.85")
 
 
 def _data_source(project):
@@ -89,10 +90,17 @@ def test_an_edit_re_runs_exactly_the_tasks_it_affects_and_reverting_re_uses(buil
     before = built.manifests()
     ok(built.luigi())
     ran = built.ran_since(before)
-    # Nothing is recomputed. Only where the edit published another model does
-    # PublishModel run again, to point models.lock back at the earlier one.
-    assert ran == ({"PublishModel"} if "TrainModel" in expected else set())
-    assert built.lock.read_bytes() == lock
+    # Nothing is trained again. Where the edit had published another model, the earlier
+    # one is now a candidate against that released model: it is evaluated against it
+    # and published again, and the lock records that comparison.
+    if "TrainModel" in expected:
+        assert ran == {"EvaluateAccuracy", "PublishModel"}
+        entry, before_entry = json.loads(built.lock.read_text()), json.loads(lock)
+        assert entry["models"]["digits"]["sha256"] == before_entry["models"]["digits"]["sha256"]
+        assert entry["models"]["digits"]["baseline"] is not None
+    else:
+        assert ran == set()
+        assert built.lock.read_bytes() == lock
 
 
 def test_status_names_what_changed(built):
