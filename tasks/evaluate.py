@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import luigi
 
-from mlbuild import BuildTask, GateFailed
+from mlbuild import BuildTask, GateFailed, MissingError
 from mlbuild.lockfile import LockFile
 from mlbuild.registry import released_model
 from mlbuild.settings import cache_dir, reports_dir
@@ -87,7 +87,16 @@ class EvaluateAccuracy(BuildTask):
         baseline_path = None
         if baseline:
             store, key = locate(baseline["uri"], open_store(self.store.uri))
-            baseline_path = LocalCache(cache_dir()).fetch(store, key, baseline["sha256"])
+            try:
+                baseline_path = LocalCache(cache_dir()).fetch(store, key, baseline["sha256"])
+            except MissingError as exc:
+                lockfile = config.publish.lockfile
+                raise MissingError(
+                    f"{lockfile} releases {baseline['uri']}, the model this one must be compared "
+                    f"with, but it is not in the store. Hint: use the store the lock was written "
+                    f"for (MLBUILD_STORE), or remove the model from {lockfile} to start over "
+                    "without a released model."
+                ) from exc
         test = pd.read_csv(inputs["split"]["test"])
         folder = outputs["metrics"].parent
         evaluation, paths = evaluate_model(inputs["model"]["model"], test, config, self.tier,
