@@ -130,10 +130,13 @@ class Evaluation:
                 f"{sum(bool(r.passed) for r in gated)} of {len(gated)} gates pass")
 
 
-def all_metrics(p: Predictions, kind: Kind) -> dict[str, float]:
+def all_metrics(p: Predictions, kind: Kind, gated: set[str] = frozenset()) -> dict[str, float]:
+    """Every metric that applies, for the reports (costly ones only when gated)."""
     values = {}
     for name, metric in METRICS.items():
         if metric.model != kind or (metric.needs_proba and p.proba is None):
+            continue
+        if metric.costly and name not in gated:
             continue
         if name == "auc" and (p.proba is None or p.proba.shape[1] != 2):
             continue
@@ -159,6 +162,7 @@ def evaluate(candidate: Predictions, config: GatesConfig, *, kind: Kind, tier: T
                 f"{', '.join(sorted(columns))}). Hint: fix [[gates.slices]] by.", 0))
             continue
         results.extend(gate.check(candidate, columns[gate.by]))
-    metrics = {k: v for k, v in all_metrics(candidate, kind).items() if not math.isnan(v)}
+    gated = {r.metric for r in results}
+    metrics = {k: v for k, v in all_metrics(candidate, kind, gated).items() if not math.isnan(v)}
     return Evaluation(tier, kind, len(candidate), metrics, results, plan, candidate, baseline,
-                      all_metrics(baseline, kind) if baseline is not None else {})
+                      all_metrics(baseline, kind, gated) if baseline is not None else {})

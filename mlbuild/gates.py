@@ -200,7 +200,8 @@ class ThresholdGate:
         better = self.spec.higher_is_better
         passed = bool(bound >= self.limit if better else bound <= self.limit)
         verdict = "meets" if passed else "misses"
-        method = self.interval if self.spec.uncertainty == "proportion" else "BCa bootstrap"
+        method = (self.interval if self.spec.uncertainty == "proportion"
+                  else f"{stats.bootstrap_method(len(p))} bootstrap")
         reason = (f"{self.metric} = {_fmt(estimate)} on {len(p)} rows ({self.confidence:.0%} "
                   f"{method} interval [{_fmt(interval[0])}, {_fmt(interval[1])}]); {what} "
                   f"{_fmt(bound)} {verdict} the limit {self.limit}.")

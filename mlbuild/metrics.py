@@ -73,6 +73,7 @@ def macro_f1(y_true, y_pred, proba=None) -> float:
 
 
 def auc(y_true, y_pred, proba) -> float:
+    import numpy as np
     from sklearn.metrics import roc_auc_score
 
     if len(np.unique(y_true)) < 2:
@@ -106,6 +107,8 @@ class Metric:
     model: Kind
     uncertainty: Literal["proportion", "bootstrap"]
     needs_proba: bool = False
+    #: costs a sort of every row: computed for reports only when a gate uses it
+    costly: bool = False
     #: per-row loss whose mean the metric is (or is monotone in), for paired tests
     row_loss: Callable[..., np.ndarray] | None = None
 
@@ -117,7 +120,7 @@ METRICS = {
                row_loss=lambda y, p, q: (y != p).astype(float)),
         Metric("balanced_accuracy", balanced_accuracy, True, "classification", "bootstrap"),
         Metric("macro_f1", macro_f1, True, "classification", "bootstrap"),
-        Metric("auc", auc, True, "classification", "bootstrap", needs_proba=True),
+        Metric("auc", auc, True, "classification", "bootstrap", needs_proba=True, costly=True),
         Metric("log_loss", log_loss, False, "classification", "bootstrap", needs_proba=True,
                row_loss=lambda y, p, q: -_log(_proba_of_true(y, q))),
         Metric("rmse", rmse, False, "regression", "bootstrap",

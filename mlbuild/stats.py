@@ -40,18 +40,29 @@ def proportion_bound(successes: int, n: int, confidence: float, method: Interval
     return low if side == "lower" else high
 
 
+#: BCa needs a jackknife (one statistic per row left out); above this many rows the
+#: percentile method is used instead, whose cost does not grow with the jackknife.
+BCA_MAX_ROWS = 20_000
+
+
+def bootstrap_method(rows: int) -> str:
+    return "BCa" if rows <= BCA_MAX_ROWS else "percentile"
+
+
 def bootstrap_interval(statistic: Callable, data: Sequence, confidence: float = 0.95,
-                       resamples: int = 2000, seed: int = 0, method: str = "BCa"
+                       resamples: int = 2000, seed: int = 0, method: str | None = None
                        ) -> tuple[float, float]:
     """Seeded, paired bootstrap interval of ``statistic(*data)`` over rows (two-sided).
 
     ``data`` is a sequence of equally long per-row arrays (labels, predictions, …), resampled
-    together. A degenerate sample (every resample equal) gives the point estimate twice.
+    together. ``method`` defaults to BCa, or percentile for more than ``BCA_MAX_ROWS`` rows.
+    A degenerate sample (every resample equal) gives the point estimate twice.
     """
     import numpy as np
     from scipy.stats import bootstrap
 
     arrays = tuple(np.asarray(a) for a in data)
+    method = method or bootstrap_method(len(arrays[0]))
     estimate = float(statistic(*arrays))
     result = bootstrap(arrays, statistic, paired=True, vectorized=False,
                        n_resamples=resamples, confidence_level=confidence, method=method,

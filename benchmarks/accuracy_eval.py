@@ -1,0 +1,113 @@
+"""Benchmark: the accuracy gate machinery on 1,000,000 rows, beside a bare predict.
+
+    python benchmarks/accuracy_eval.py [--rows 1000000] [--features 50] [--repeat 3]
+
+A LightGBM model is trained on a small seeded ``builtin:synthetic`` set (the same
+generator as FetchData's), then, on 1,000,000 fresh rows:
+
+* bare: ``booster.predict`` + ``accuracy_score``, the plain alternative;
+* gated: mlbuild's chunked, parallel prediction through the project's inference code,
+  then every gate but the bootstrap (accuracy in confident mode with its Wilson bound,
+  exact McNemar against a released model, a gate per class with Holm's correction).
+  The released model's own predictions are made beforehand and timed separately: they
+  are a second model's inference, not gate machinery.
+
+Bootstrap gates are timed on their own (macro-F1 in confident mode). Figures are printed,
+never asserted; the issue's target is an overhead under 15% without the bootstrap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def timed(fn, repeat: int):
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--bootstrap-rows", type=int, default=100_000)
+    args = parser.parse_args()
+
+    import lightgbm as lgb
+    import numpy as np
+    from sklearn.metrics import accuracy_score
+
+    from mlbuild.evaluation import evaluate, predict_in_chunks
+    from mlbuild.gates import GatesConfig, ThresholdGate
+    from mlbuild.metrics import Predictions
+    from tasks.fetch import synthetic_frame
+    from tasks.inference import predictor
+
+    print(f"Generating {args.rows:,} rows x {args.features} features (seeded) ...", flush=True)
+    frame = synthetic_frame(args.rows + 60_000, args.features, 2, seed=7)
+    labels = frame.pop("label").to_numpy()
+    train_x, train_y = frame.iloc[:50_000], labels[:50_000]
+    test_x, test_y = frame.iloc[60_000:].reset_index(drop=True), labels[60_000:]
+
+    def train(rounds, seed):
+        params = {"objective": "binary", "seed": seed, "deterministic": True,
+                  "force_row_wise": True, "num_threads": 2, "verbose": -1}
+        return lgb.train(params, lgb.Dataset(train_x, train_y), num_boost_round=rounds)
+
+    candidate, released = train(100, 1), train(80, 2)
+
+    def bare():
+        proba = candidate.predict(test_x)
+        return accuracy_score(test_y, (proba > 0.5).astype(int))
+
+    released_time, (base_pred, base_proba) = timed(
+        lambda: predict_in_chunks(predictor(released), test_x, 50_000, 2), 1)
+    baseline = Predictions(test_y, base_pred, base_proba)
+    config = GatesConfig.model_validate({
+        "threshold": [{"metric": "accuracy", "min": 0.5}],
+        "change": {"metric": "accuracy", "margin": 0.01},
+        "slices": [{"by": "class", "min": 0.5}],
+    })
+
+    def gated():
+        pred, proba = predict_in_chunks(predictor(candidate), test_x, 50_000, 2)
+        ev = evaluate(Predictions(test_y, pred, proba), config, kind="classification",
+                      tier="full", baseline=baseline)
+        return ev
+
+    bare_time, bare_accuracy = timed(bare, args.repeat)
+    gated_time, ev = timed(gated, args.repeat)
+    if abs(ev.metrics["accuracy"] - bare_accuracy) > 1e-12:
+        print(f"MISMATCH: gated accuracy {ev.metrics['accuracy']} != bare {bare_accuracy}")
+        return 1
+
+    n = args.bootstrap_rows
+    sample = Predictions(test_y[:n], ev.candidate.y_pred[:n], ev.candidate.proba[:n])
+    gate = ThresholdGate("macro_f1", 0.5, resamples=1000)
+    boot_time, boot = timed(lambda: gate.check(sample), 1)
+
+    print(f"\nEvaluation of {args.rows:,} rows, median of {args.repeat} runs")
+    print(f"  {'bare booster.predict + accuracy_score':48s} {bare_time:8.2f} s")
+    print(f"  {'mlbuild gates (no bootstrap)':48s} {gated_time:8.2f} s")
+    print(f"  {'overhead, gated / bare':48s} {gated_time / bare_time:8.2f}x"
+          f"   (target: under 1.15x)")
+    print(f"  {'released model predictions (change gate input)':48s} {released_time:8.2f} s")
+    print(f"  {'bootstrap gate: macro_f1, 1,000 resamples, ' + f'{n:,} rows':48s} "
+          f"{boot_time:8.2f} s   ({boot.reason.split(';')[0]})")
+    print("\nDecisions:", "; ".join(f"{r.name}: {r.passed}" for r in ev.results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
