@@ -45,7 +45,6 @@ def main() -> int:
     args = parser.parse_args()
 
     import lightgbm as lgb
-    import numpy as np
     from sklearn.metrics import accuracy_score
 
     from mlbuild.evaluation import evaluate, predict_in_chunks

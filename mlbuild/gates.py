@@ -160,7 +160,7 @@ class ThresholdGate:
 
     def interval_of(self, p: Predictions) -> tuple[float, float]:
         if self.spec.uncertainty == "proportion":
-            correct = int(round(self.spec.compute(p.y_true, p.y_pred) * len(p)))
+            correct = int((p.y_true == p.y_pred).sum())
             return stats.proportion_interval(correct, len(p), self.confidence, self.interval)
         return self._bootstrap(p, self.confidence)
 
@@ -180,7 +180,7 @@ class ThresholdGate:
         """The one-sided bound at ``confidence``, on the side that must meet the limit."""
         side = "lower" if self.spec.higher_is_better else "upper"
         if self.spec.uncertainty == "proportion":
-            correct = int(round(self.spec.compute(p.y_true, p.y_pred) * len(p)))
+            correct = int((p.y_true == p.y_pred).sum())
             return stats.proportion_bound(correct, len(p), self.confidence, self.interval, side)
         low, high = self._bootstrap(p, 2 * self.confidence - 1)
         return low if side == "lower" else high

@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def _clean(value: Any) -> Any:
         return [_clean(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return None
     return value
 
@@ -95,8 +96,9 @@ def markdown(ev: Evaluation, title: str = "Accuracy") -> str:
         lines.append(f"| {result.name} | {_mark(result.passed)} | {result.reason} |")
     hidden = len(ev.results) - len(shown)
     if hidden:
-        lines += ["", f"{hidden} slice gate(s) passed or were too small to gate; see "
-                      "report.html or metrics.json."]
+        note = (f"{hidden} slice gate(s) passed or were too small to gate; see report.html "
+                "or metrics.json.")
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 

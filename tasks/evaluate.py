@@ -99,7 +99,7 @@ class EvaluateAccuracy(BuildTask):
                 ) from exc
         test = pd.read_csv(inputs["split"]["test"])
         folder = outputs["metrics"].parent
-        evaluation, paths = evaluate_model(inputs["model"]["model"], test, config, self.tier,
+        evaluation, _ = evaluate_model(inputs["model"]["model"], test, config, self.tier,
                                            baseline_path, folder, {"baseline": baseline})
         archive = reports_dir() + f"/accuracy/{self.tier}"
         shutil.copytree(folder, archive, dirs_exist_ok=True)
