@@ -39,6 +39,7 @@ class S3Options:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     part_size_mb: int = 64
+    upload_part_size_mb: int = 16
     max_concurrency: int = 8
 
 
@@ -134,13 +135,24 @@ class S3Store(Store):
     def _count(self, **_):
         self.requests += 1
 
-    @property
-    def _transfer(self):
+    def _transfer_config(self, part_size_mb: int):
         from boto3.s3.transfer import TransferConfig
 
-        part = self.options.part_size_mb * 1024 * 1024
+        part = part_size_mb * 1024 * 1024
         return TransferConfig(multipart_threshold=part, multipart_chunksize=part,
                               max_concurrency=self.options.max_concurrency)
+
+    @property
+    def _transfer(self):
+        """For downloads: large ranges, few requests (a ranged GET costs a whole read on moto)."""
+        return self._transfer_config(self.options.part_size_mb)
+
+    @property
+    def _upload_transfer(self):
+        """For uploads: smaller parts, because ``upload_fileobj`` (which the streamed hash
+        needs) reads every part into memory, up to ~10 parts at once: 64 MiB parts held
+        ~0.5 GiB for a 512 MiB upload, 16 MiB parts ~0.2 GiB."""
+        return self._transfer_config(self.options.upload_part_size_mb)
 
     def _object(self, key: str) -> str:
         if key.startswith("/") or ".." in key.split("/"):
@@ -259,7 +271,7 @@ class S3Store(Store):
             reader = _HashingReader(file)
             try:
                 self._call("write", key, self.client.upload_fileobj, reader, self.bucket,
-                           self._object(key), Config=self._transfer, Callback=callback)
+                           self._object(key), Config=self._upload_transfer, Callback=callback)
                 info = reader.result()
             except StoreError:
                 raise

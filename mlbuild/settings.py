@@ -38,7 +38,11 @@ class mlbuild(luigi.Config):
     s3_connect_timeout = luigi.FloatParameter(default=10.0, description="Seconds to connect.")
     s3_read_timeout = luigi.FloatParameter(default=60.0, description="Seconds to wait for data.")
     s3_part_size_mb = luigi.IntParameter(
-        default=64, description="Multipart threshold and part size for transfers, in MiB."
+        default=64, description="Multipart threshold and part size for downloads, in MiB."
+    )
+    s3_upload_part_size_mb = luigi.IntParameter(
+        default=16, description="Multipart threshold and part size for uploads, in MiB "
+        "(each part in flight is held in memory)."
     )
     s3_max_concurrency = luigi.IntParameter(
         default=8, description="Parallel part transfers per object."
@@ -67,5 +71,6 @@ def s3_options():
         connect_timeout=config.s3_connect_timeout,
         read_timeout=config.s3_read_timeout,
         part_size_mb=config.s3_part_size_mb,
+        upload_part_size_mb=config.s3_upload_part_size_mb,
         max_concurrency=config.s3_max_concurrency,
     )

@@ -148,7 +148,7 @@ def test_a_run_killed_mid_upload_leaves_nothing_visible_and_gc_aborts_the_upload
     project, s3 = s3_project
     project.extra_env["PYTHONPATH"] = f"{project.root}{os.pathsep}{FIXTURES}"
     command = [sys.executable, "-m", "luigi", "--module", "bigoutput", "BigOutput",
-               "--mlbuild-s3-part-size-mb", "5", "--mlbuild-s3-max-concurrency", "1"]
+               "--mlbuild-s3-upload-part-size-mb", "5", "--mlbuild-s3-max-concurrency", "1"]
     process = subprocess.Popen(command, cwd=project.root, env=project.env,
                                start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

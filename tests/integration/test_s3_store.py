@@ -55,7 +55,8 @@ def test_a_key_written_by_another_worker_after_the_listing_is_found(s3_env, buck
 
 
 def test_multipart_transfers_are_hashed_while_they_stream(s3_env, bucket, tmp_path):
-    store = _store(s3_env, bucket, part_size_mb=5, max_concurrency=4)
+    store = _store(s3_env, bucket, part_size_mb=5, upload_part_size_mb=5,
+                   max_concurrency=4)
     data = os.urandom(17 * 1024 * 1024 + 123)
     source = tmp_path / "big.bin"
     source.write_bytes(data)
