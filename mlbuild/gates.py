@@ -58,9 +58,13 @@ class ThresholdSpec(Section):
     def _one_limit(self):
         metric = METRICS[self.metric]
         wanted = "min" if metric.higher_is_better else "max"
-        if (self.min is None) == (self.max is None) or getattr(self, wanted) is None:
-            raise ValueError(f"a {self.metric} threshold needs `{wanted}` "
-                             f"({'higher' if metric.higher_is_better else 'lower'} is better)")
+        other = "max" if wanted == "min" else "min"
+        better = "higher" if metric.higher_is_better else "lower"
+        if getattr(self, other) is not None:
+            raise ValueError(f"a {self.metric} threshold takes `{wanted}`, not `{other}` "
+                             f"({better} is better)")
+        if getattr(self, wanted) is None:
+            raise ValueError(f"a {self.metric} threshold needs `{wanted}` ({better} is better)")
         return self
 
 
@@ -89,7 +93,7 @@ class SliceSpec(Section):
 
 class GatesConfig(Section):
     mode: Mode = "confident"
-    confidence: float = Field(default=0.95, ge=0.5, lt=1.0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     interval: Literal["wilson", "clopper-pearson"] = "wilson"
     correction: Literal["holm", "bh"] = "holm"
     bootstrap_resamples: int = Field(default=2000, ge=100)
@@ -189,6 +193,13 @@ class ThresholdGate:
         if len(p) == 0:
             raise DataError(f"The gate {self.name} has no rows to judge. Hint: check that the "
                             "test data is not empty.")
+        if self.spec.needs_proba and p.proba is None:
+            raise ConfigError(f"The gate {self.name} needs class probabilities, but the model "
+                              "gave none. Hint: gate a metric of its predictions instead.")
+        if self.metric == "auc" and p.proba.shape[1] != 2:
+            raise ConfigError(f"The gate {self.name} needs a binary classifier; this one has "
+                              f"{p.proba.shape[1]} classes. Hint: gate macro_f1 or "
+                              "balanced_accuracy instead.")
         estimate = self.spec.compute(p.y_true, p.y_pred, p.proba)
         interval = self.interval_of(p)
         if self.mode == "point":

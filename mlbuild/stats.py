@@ -64,6 +64,8 @@ def bootstrap_interval(statistic: Callable, data: Sequence, confidence: float = 
     arrays = tuple(np.asarray(a) for a in data)
     method = method or bootstrap_method(len(arrays[0]))
     estimate = float(statistic(*arrays))
+    if len(arrays[0]) < 2:
+        return estimate, estimate  # one row: every resample is that row
     result = bootstrap(arrays, statistic, paired=True, vectorized=False,
                        n_resamples=resamples, confidence_level=confidence, method=method,
                        rng=np.random.default_rng(seed))

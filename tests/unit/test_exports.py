@@ -18,6 +18,7 @@ PUBLIC = {
     "ConfigError",
     "DataError",
     "GateFailed",
+    "ImageError",
     "IntegrityError",
     "LocalCache",
     "MissingError",

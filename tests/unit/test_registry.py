@@ -9,7 +9,7 @@ import pytest
 
 from mlbuild.errors import IntegrityError, MissingError
 from mlbuild.lockfile import LockFile
-from mlbuild.registry import model_key, publish_model, pull_models, verify_lock
+from mlbuild.registry import model_key, publish_model, pull_models, released_model, verify_lock
 from mlbuild.store import LocalCache, LocalStore, locate
 
 from ._helpers import files_under, is_read_only, sha256
@@ -177,3 +177,36 @@ def test_pull_of_a_tampered_model_caches_nothing(store, published, tmp_path):
     assert isinstance(check.error, IntegrityError)
     assert store.url(key) in str(check.error)
     assert files_under(tmp_path / "cache") == []
+
+
+# -------------------------------------------------------------------- released_model
+
+
+def test_no_released_model_without_an_entry(store, model, tmp_path):
+    assert released_model(LockFile(), "digits", "f" * 32) is None
+    lock = tmp_path / "models.lock"
+    publish_model(store, lock, "other", model, sha256=sha256(MODEL), filename="model.txt",
+                  fingerprint="e" * 32, created="2026-01-01T00:00:00+00:00", metrics={})
+    assert released_model(LockFile.read(lock), "digits", "f" * 32) is None
+
+
+def test_the_released_model_of_another_training_run_is_the_baseline(store, model, tmp_path):
+    lock = tmp_path / "models.lock"
+    entry = publish(store, lock, model, fingerprint="e" * 32,
+                    baseline={"sha256": "0" * 64, "uri": "elsewhere/model.txt"})
+    assert released_model(LockFile.read(lock), "digits", "f" * 32) == {
+        "sha256": entry.sha256, "uri": entry.uri}
+
+
+def test_a_candidate_already_published_keeps_its_recorded_baseline(store, model, tmp_path):
+    # Once published, the lock names the candidate itself; it is not compared with itself.
+    lock = tmp_path / "models.lock"
+    publish(store, lock, model, fingerprint="f" * 32)
+    assert released_model(LockFile.read(lock), "digits", "f" * 32) is None
+
+    previous = {"sha256": "0" * 64, "uri": "models/digits/sha256-000/model.txt"}
+    publish(store, lock, model, fingerprint="f" * 32, baseline=previous)
+    assert LockFile.read(lock).entry("digits").baseline == previous
+    assert released_model(LockFile.read(lock), "digits", "f" * 32) == previous
+    assert released_model(LockFile.read(lock), "digits", "e" * 32) == {
+        "sha256": sha256(MODEL), "uri": LockFile.read(lock).entry("digits").uri}
