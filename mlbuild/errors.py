@@ -11,7 +11,8 @@ traceback and exits with the code of its kind::
     ├── IntegrityError(ValueError)    (6)  a digest that does not match
     ├── StoreError(OSError)           (7)  the store cannot be read or written
     ├── GateFailed(AssertionError)    (8)  an accuracy gate did not pass
-    └── BuildError(RuntimeError)      (9)  a task broke its contract (e.g. a missing output)
+    ├── BuildError(RuntimeError)      (9)  a task broke its contract (e.g. a missing output)
+    └── ImageError(RuntimeError)     (10)  Docker engine, image build, container or registry
 
 Each also inherits the builtin a caller would already catch, as scikit-learn does.
 """
@@ -64,6 +65,11 @@ class BuildError(MlbuildError, RuntimeError):
     kind = "task contract broken"
 
 
+class ImageError(MlbuildError, RuntimeError):
+    exit_code = 10
+    kind = "image error"
+
+
 ERROR_KINDS: tuple[type[MlbuildError], ...] = (
     MlbuildError,
     ConfigError,
@@ -73,4 +79,5 @@ ERROR_KINDS: tuple[type[MlbuildError], ...] = (
     StoreError,
     GateFailed,
     BuildError,
+    ImageError,
 )

@@ -7,10 +7,14 @@ configs/pipeline.toml, and the training and inference code in modules of their o
 that a change to them re-runs exactly the tasks that use them.
 """
 
+import logging
+
 import luigi
 
+from tasks.config import load
 from tasks.evaluate import EvaluateAccuracy
 from tasks.fetch import FetchData
+from tasks.image import AcceptanceTest, BuildImage, PushImage
 from tasks.publish import PublishModel
 from tasks.split import SplitData
 from tasks.train import TrainModel
@@ -18,17 +22,27 @@ from tasks.validate import ValidateData
 
 
 class FullPipeline(luigi.WrapperTask):
-    """Everything, from raw data to the published model."""
+    """Everything, from raw data to the image in the registry.
+
+    Without a registry ([image] registry, MLBUILD_IMAGE_REGISTRY) it ends at AcceptanceTest.
+    """
 
     def requires(self):
-        return PublishModel()
+        if load().image.resolved().registry:
+            return PushImage()
+        logging.getLogger("mlbuild").warning(
+            "No image registry is configured: FullPipeline ends at AcceptanceTest.")
+        return AcceptanceTest()
 
 
 __all__ = [
+    "AcceptanceTest",
+    "BuildImage",
     "EvaluateAccuracy",
     "FetchData",
     "FullPipeline",
     "PublishModel",
+    "PushImage",
     "SplitData",
     "TrainModel",
     "ValidateData",

@@ -62,6 +62,27 @@ class PublishConfig(Section):
     lockfile: str = "models.lock"
 
 
+class ImageConfig(Section):
+    #: the serving image's repository name; its tag is the pipeline fingerprint
+    repository: str = Field(default="mlbuild/model", pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
+    #: MLBUILD_IMAGE_BASE overrides (CI builds a local Debian base)
+    base: str = "python:3.11-slim"
+    #: registry v2 host[:port] to push to (ECR or any); empty: the pipeline ends at
+    #: AcceptanceTest. MLBUILD_IMAGE_REGISTRY overrides.
+    registry: str = ""
+    #: where the code lives, for the org.opencontainers.image.source label
+    source: str = ""
+
+    def resolved(self) -> ImageConfig:
+        """With the environment's overrides applied."""
+        import os
+
+        return self.model_copy(update={
+            "base": os.environ.get("MLBUILD_IMAGE_BASE") or self.base,
+            "registry": os.environ.get("MLBUILD_IMAGE_REGISTRY", self.registry),
+        })
+
+
 class PipelineConfig(Section):
     data: DataConfig = DataConfig()
     schema_: SchemaConfig = Field(alias="schema")
@@ -70,6 +91,7 @@ class PipelineConfig(Section):
     gates: GatesConfig
     accuracy: TiersConfig = TiersConfig()
     publish: PublishConfig
+    image: ImageConfig = ImageConfig()
 
 
 class pipeline(luigi.Config):

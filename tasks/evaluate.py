@@ -32,25 +32,39 @@ def score(model_path, test, label, config):
     return Predictions(test[label].to_numpy(), predicted, proba)
 
 
-def evaluate_model(model_path, test, config, tier, baseline_path=None, report_folder=None,
-                   extra=None):
-    """Score, gate and report; the same steps for the pipeline and tests/accuracy."""
-    from mlbuild.evaluation import evaluate, plan_sample, stratified_sample
+def tier_rows(test, config, tier):
+    """The rows a tier evaluates, and the fast tier's sample plan (None for full)."""
+    from mlbuild.evaluation import plan_sample, stratified_sample
+
+    if tier == "full":
+        return test, None
+    plan = plan_sample(config.accuracy, len(test))
+    rows = stratified_sample(test[config.schema_.label].to_numpy(), plan.rows,
+                             config.accuracy.seed)
+    return test.iloc[rows].reset_index(drop=True), plan
+
+
+def gate(candidate, test, config, tier, plan, report_folder, title, baseline=None, extra=None):
+    """Run the configured gates on predictions and write the reports."""
+    from mlbuild.evaluation import evaluate
     from mlbuild.report import write_reports
 
     label = config.schema_.label
-    plan = None
-    if tier == "fast":
-        plan = plan_sample(config.accuracy, len(test))
-        rows = stratified_sample(test[label].to_numpy(), plan.rows, config.accuracy.seed)
-        test = test.iloc[rows].reset_index(drop=True)
-    candidate = score(model_path, test, label, config)
-    baseline = score(baseline_path, test, label, config) if baseline_path else None
     columns = {c: test[c].to_numpy() for c in test.columns if c != label}
     evaluation = evaluate(candidate, config.gates, kind="classification", tier=tier,
                           baseline=baseline, columns=columns, plan=plan)
-    paths = write_reports(evaluation, report_folder, f"Accuracy ({tier} tier)", extra)
-    return evaluation, paths
+    return evaluation, write_reports(evaluation, report_folder, title, extra)
+
+
+def evaluate_model(model_path, test, config, tier, baseline_path=None, report_folder=None,
+                   extra=None):
+    """Score, gate and report; the same steps for the pipeline and tests/accuracy."""
+    test, plan = tier_rows(test, config, tier)
+    label = config.schema_.label
+    candidate = score(model_path, test, label, config)
+    baseline = score(baseline_path, test, label, config) if baseline_path else None
+    return gate(candidate, test, config, tier, plan, report_folder, f"Accuracy ({tier} tier)",
+                baseline, extra)
 
 
 class EvaluateAccuracy(BuildTask):

@@ -3,15 +3,21 @@
     python -m tests.services start     # idempotent: a service already answering is kept
     python -m tests.services stop
     python -m tests.services status
+    python -m tests.services env       # the environment that points at them (DOCKER_HOST)
 
-``make services`` calls ``start`` (and ``.ci/run`` calls ``make test``, which needs it).
-Each service records its pid and log under ``.mlbuild/services/``. Fixtures use
+``make services`` calls ``start`` (and ``.ci/run`` calls ``make test``, which needs it):
+moto's S3 API; a Docker engine (installed from Debian's packages and started with its
+data under ``.mlbuild/services/`` when none is reachable and this machine allows it);
+an image registry (the CNCF distribution registry) on loopback; and a local Debian base
+image built once with mmdebstrap, since no public registry can be reached here. Each
+service records its pid and log under ``.mlbuild/services/``. Fixtures use
 :class:`ServerProcess` for private instances they can stop, pause and resume.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +30,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".mlbuild" / "services"
 MOTO_PORT = int(os.environ.get("MLBUILD_MOTO_PORT", "5055"))
+REGISTRY_PORT = int(os.environ.get("MLBUILD_REGISTRY_PORT", "5056"))
+DOCKER_SOCKET = STATE / "docker" / "docker.sock"
+#: the local base image tests and CI build their serving images on
+BASE_IMAGE = os.environ.get("MLBUILD_TEST_BASE_IMAGE", "mlbuild/base:bookworm")
+BASE_PACKAGES = "python3,python3-venv,libgomp1,ca-certificates"
 
 
 def free_port() -> int:
@@ -46,8 +57,9 @@ class ServerProcess:
     """One server process on loopback, with its pid and log files under ``folder``."""
 
     def __init__(self, name: str, argv: list[str], url: str, folder: Path,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, ready=None):
         self.name, self.argv, self.url, self.folder = name, argv, url, folder
+        self.ready = ready or (lambda: answers(self.url))
         self.env = {**os.environ, **(env or {})}
         self.pidfile = folder / f"{name}.pid"
         self.logfile = folder / f"{name}.log"
@@ -61,7 +73,7 @@ class ServerProcess:
             return None
 
     def start(self, timeout: float = 60) -> None:
-        if answers(self.url):
+        if self.ready():
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.logfile, "ab") as log:
@@ -69,7 +81,7 @@ class ServerProcess:
                                        env=self.env, start_new_session=True)
         self.pidfile.write_text(str(process.pid))
         deadline = time.monotonic() + timeout
-        while not answers(self.url):
+        while not self.ready():
             if process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
@@ -123,21 +135,128 @@ def moto(port: int = MOTO_PORT, folder: Path = STATE, env: dict[str, str] | None
     return ServerProcess(name, argv, f"http://127.0.0.1:{port}", folder, env)
 
 
-SERVICES = {"moto": moto}
+def docker_answers(url: str) -> bool:
+    try:
+        import docker
+
+        client = docker.DockerClient(base_url=url, timeout=5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means "not usable"
+        return False
+
+
+def docker_url() -> str:
+    """An engine that answers: DOCKER_HOST, the system socket, or ours (maybe not started)."""
+    for url in (os.environ.get("DOCKER_HOST"), "unix:///var/run/docker.sock"):
+        if url and docker_answers(url):
+            return url
+    return f"unix://{DOCKER_SOCKET}"
+
+
+def apt_install(*packages: str) -> None:
+    """Install Debian packages when a command is missing (CI and fresh machines run as root)."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise RuntimeError(f"{', '.join(packages)} missing and cannot be installed here: "
+                           "install them, or set DOCKER_HOST to a Docker engine.")
+    quiet = {"stdout": subprocess.DEVNULL, "env": {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, **quiet)
+
+
+def docker_engine() -> ServerProcess:
+    folder = STATE / "docker"
+    url = f"unix://{DOCKER_SOCKET}"
+    argv = ["dockerd", "--iptables=false", "--bridge=none", "--storage-driver=overlay2",
+            "--data-root", str(folder / "data"), "--exec-root", str(folder / "exec"),
+            "--pidfile", str(folder / "engine.pid"), "--host", url]
+    return ServerProcess("dockerd", argv, url, folder, ready=lambda: docker_answers(url))
+
+
+def registry(port: int = REGISTRY_PORT, folder: Path = STATE / "registry",
+             name: str = "registry") -> ServerProcess:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {folder / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    return ServerProcess(name, ["docker-registry", "serve", str(config)],
+                         f"http://127.0.0.1:{port}/v2/", folder)
+
+
+def start_docker() -> str:
+    """Make sure an engine answers; return its URL."""
+    url = docker_url()
+    if docker_answers(url):
+        return url
+    if not shutil.which("dockerd"):
+        apt_install("docker.io")
+    engine = docker_engine()
+    try:
+        engine.start()
+    except RuntimeError:
+        # overlay2 needs a kernel and file system that allow it; vfs always works.
+        engine.argv[engine.argv.index("--storage-driver=overlay2")] = "--storage-driver=vfs"
+        engine.start()
+    return url
+
+
+def build_base_image(url: str) -> None:
+    """The local Debian base (python3, libgomp1), built once and kept by its tag."""
+    import docker
+
+    client = docker.DockerClient(base_url=url, timeout=600)
+    try:
+        client.images.get(BASE_IMAGE)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    if not shutil.which("mmdebstrap"):
+        apt_install("mmdebstrap")
+    tarball = STATE / "base.tar"
+    subprocess.run(["mmdebstrap", "--quiet", "--variant=apt", f"--include={BASE_PACKAGES}",
+                    "bookworm", str(tarball)], check=True)
+    repository, tag = BASE_IMAGE.rsplit(":", 1)
+    client.api.import_image_from_file(str(tarball), repository=repository, tag=tag)
+    tarball.unlink()
+
+
+def start_all() -> None:
+    moto().start()
+    print(f"moto: up at {moto().url}")
+    url = start_docker()
+    print(f"docker: up at {url}")
+    if not shutil.which("docker-registry"):
+        apt_install("docker-registry")
+    registry().start()
+    print(f"registry: up at {registry().url}")
+    build_base_image(url)
+    print(f"base image: {BASE_IMAGE}")
+
+
+def stop_all() -> None:
+    for service in (moto(), registry(), docker_engine()):
+        service.stop()
+        print(f"{service.name}: stopped")
 
 
 def main(argv: list[str]) -> int:
     action = argv[0] if argv else "status"
-    for name, make in SERVICES.items():
-        service = make()
-        if action == "start":
-            service.start()
-            print(f"{name}: up at {service.url} (log {service.logfile})")
-        elif action == "stop":
-            service.stop()
-            print(f"{name}: stopped")
-        else:
-            print(f"{name}: {'up' if answers(service.url) else 'down'} at {service.url}")
+    if action == "start":
+        start_all()
+    elif action == "stop":
+        stop_all()
+    elif action == "env":
+        print(f"export DOCKER_HOST={docker_url()}")
+    else:
+        print(f"moto: {'up' if answers(moto().url) else 'down'} at {moto().url}")
+        url = docker_url()
+        print(f"docker: {'up' if docker_answers(url) else 'down'} at {url}")
+        print(f"registry: {'up' if answers(registry().url) else 'down'} at {registry().url}")
     return 0
 
 

@@ -1,0 +1,206 @@
+"""BuildImage → AcceptanceTest → PushImage: the serving image, tested inside, then shipped.
+
+BuildImage builds ``docker/Dockerfile.serve`` around the model models.lock releases
+(verified), the project's inference code and ``docker/serve.py``. AcceptanceTest runs
+that image with no network on the fast tier's test sample and applies the same gates to
+the container's predictions. PushImage pushes it to the configured registry. Each is
+complete only while what it made still exists: the image in the engine (or registry),
+the pushed digest in the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from mlbuild import BuildTask, IntegrityError
+from mlbuild.lockfile import LockFile
+from mlbuild.manifest import git_commit, now
+from mlbuild.settings import cache_dir, reports_dir
+from mlbuild.store import LocalCache, file_digest, locate, open_store
+from tasks.config import load
+from tasks.publish import PublishModel
+from tasks.split import SplitData
+
+DOCKERFILE = Path("docker/Dockerfile.serve")
+ENTRY_POINT = Path("docker/serve.py")
+INFERENCE = Path(__file__).with_name("inference.py")
+#: what the image installs: the inference code's imports, at the host's versions
+IMAGE_PACKAGES = ("lightgbm", "numpy", "pandas", "scipy")
+
+
+def _image_config():
+    return load().image.resolved()
+
+
+class BuildImage(BuildTask):
+    outputs = {"image": "image.json"}
+    code_modules = ("tasks.inference", "mlbuild.image")
+    packages = IMAGE_PACKAGES
+
+    def requires(self):
+        return {"published": PublishModel()}
+
+    def settings(self):
+        image = _image_config()
+        return {"image": {"repository": image.repository, "base": image.base,
+                          "source": image.source}}
+
+    def data_digests(self):
+        return {str(path): file_digest(path).sha256 for path in (DOCKERFILE, ENTRY_POINT)}
+
+    @property
+    def tag(self) -> str:
+        return f"{_image_config().repository}:{self.fingerprint[:16]}"
+
+    def invalidation_reason(self):
+        from mlbuild import image
+
+        recorded = json.loads(self.store.get_bytes(f"{self.prefix}/image.json",
+                                                   self.read_manifest().outputs["image"].sha256))
+        if image.image_id(self.tag) == recorded["id"]:
+            return None
+        config = _image_config()
+        repository, tag = self.tag.split(":")
+        if config.registry and image.registry_digest(config.registry, repository, tag):
+            return None
+        return f"the Docker engine no longer holds {self.tag} as {recorded['id'][:19]}"
+
+    def build(self, inputs, outputs):
+        from mlbuild import image
+        from mlbuild.fingerprint import package_version
+        from mlbuild.manifest import python_version
+
+        config, publish = _image_config(), load().publish
+        published = json.loads(inputs["published"]["entry"].read_text())
+        entry = LockFile.read(publish.lockfile).entry(publish.model_name, publish.lockfile)
+        if entry.sha256 != published["sha256"]:
+            raise IntegrityError(
+                f"{publish.lockfile} releases model sha256 {entry.sha256}, but the pipeline "
+                f"published {published['sha256']}. Hint: run the pipeline again; it rewrites "
+                "the lock."
+            )
+        cache = LocalCache(cache_dir())
+        model = cache.fetch(*locate(entry.uri, open_store(self.store.uri)), entry.sha256)
+        context = outputs["image"].parent / "context"
+        (context / "app").mkdir(parents=True)
+        (context / "model").mkdir()
+        shutil.copyfile(DOCKERFILE, context / "Dockerfile")
+        shutil.copyfile(INFERENCE, context / "app" / "inference.py")
+        shutil.copyfile(ENTRY_POINT, context / "app" / "serve.py")
+        shutil.copyfile(model, context / "model" / "model.txt")
+        image.download_wheels([f"{p}=={package_version(p)}" for p in IMAGE_PACKAGES],
+                              context / "wheels", Path(cache_dir()),
+                              ".".join(python_version().split(".")[:2]))
+        labels = {
+            "org.opencontainers.image.revision": git_commit() or "unknown",
+            "org.opencontainers.image.source": config.source,
+            "org.opencontainers.image.created": now(),
+            "org.opencontainers.image.title": config.repository,
+            "io.mlbuild.model.name": publish.model_name,
+            "io.mlbuild.model.sha256": entry.sha256,
+            "io.mlbuild.fingerprint": self.fingerprint,
+        }
+        image_id = image.build(context, self.tag, buildargs={"BASE": config.base,
+                                                               "MODEL_SHA256": entry.sha256},
+                               labels=labels, base=config.base)
+        shutil.rmtree(context)
+        record = {"tag": self.tag, "id": image_id, "base": config.base, "labels": labels}
+        outputs["image"].write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        return {"tag": self.tag, "id": image_id}
+
+
+class AcceptanceTest(BuildTask):
+    """The image's own predictions, on the fast tier's sample, through the same gates."""
+
+    outputs = {"metrics": "metrics.json", "junit": "junit.xml", "markdown": "report.md",
+               "html": "report.html"}
+    code_modules = ("tasks.evaluate", "mlbuild.evaluation", "mlbuild.gates", "mlbuild.metrics",
+                    "mlbuild.stats")
+
+    def requires(self):
+        return {"image": BuildImage(), "split": SplitData()}
+
+    def settings(self):
+        config = load()
+        return {"gates": config.gates.model_dump(), "accuracy": config.accuracy.model_dump()}
+
+    def build(self, inputs, outputs):
+        import os
+
+        import numpy as np
+        import pandas as pd
+
+        from mlbuild import GateFailed, ImageError, image
+        from mlbuild.metrics import Predictions
+        from tasks.evaluate import gate, tier_rows
+
+        config = load()
+        tag = json.loads(inputs["image"]["image"].read_text())["tag"]
+        test, plan = tier_rows(pd.read_csv(inputs["split"]["test"]), config, "fast")
+        work = outputs["metrics"].parent
+        data, out = (work / "data").resolve(), (work / "out").resolve()
+        data.mkdir()
+        out.mkdir()
+        os.chmod(out, 0o777)  # the image runs as an unprivileged user
+        test.drop(columns=[config.schema_.label]).to_csv(data / "test.csv", index=False)
+        volumes = {str(data): {"bind": "/data", "mode": "ro"},
+                   str(out): {"bind": "/out", "mode": "rw"}}
+        health = image.run(tag, ["health"], {})
+        if health.exit_code != 0 or not health.logs.startswith("ok"):
+            raise ImageError(f"The health check of {tag} failed (exit {health.exit_code}): "
+                             f"{health.logs.strip()[-1000:]}")
+        result = image.run(tag, ["predict", "/data/test.csv", "/out/predictions.csv"], volumes)
+        if result.exit_code != 0:
+            raise ImageError(f"The image {tag} failed to predict (exit {result.exit_code}): "
+                             f"{result.logs.strip()[-1000:]}")
+        predicted = pd.read_csv(out / "predictions.csv")
+        shutil.rmtree(data)
+        shutil.rmtree(out)
+        proba = predicted.filter(like="proba_").to_numpy()
+        candidate = Predictions(test[config.schema_.label].to_numpy(),
+                                predicted["prediction"].to_numpy(), proba)
+        evaluation, _ = gate(candidate, test, config, "fast", plan, work,
+                             f"Acceptance test of {tag}", extra={"image": tag,
+                                                                 "health": health.logs.strip()})
+        shutil.copytree(work, Path(reports_dir(), "acceptance"), dirs_exist_ok=True)
+        if not evaluation.passed:
+            failed = "\n".join(f"  - {r.name}: {r.reason}" for r in evaluation.failures)
+            raise GateFailed(f"The image {tag} fails the accuracy gates: {evaluation.summary()}:\n"
+                             f"{failed}\nReports: {reports_dir()}/acceptance/report.md")
+        return {"image": tag, "accuracy": float(np.mean(candidate.y_pred == candidate.y_true))}
+
+
+class PushImage(BuildTask):
+    outputs = {"push": "push.json"}
+
+    def requires(self):
+        return {"image": BuildImage(), "acceptance": AcceptanceTest()}
+
+    def settings(self):
+        return {"registry": _image_config().registry}
+
+    def invalidation_reason(self):
+        from mlbuild import image
+
+        pushed = self.read_manifest().extra
+        held = image.registry_digest(pushed["registry"], pushed["repository"], pushed["tag"])
+        if held != pushed["digest"]:
+            return (f"the registry holds {held or 'nothing'} under {pushed['repository']}:"
+                    f"{pushed['tag']}, not the pushed {pushed['digest']}")
+        return None
+
+    def build(self, inputs, outputs):
+        from mlbuild import image
+
+        registry = _image_config().registry
+        built = json.loads(inputs["image"]["image"].read_text())
+        repository, tag = built["tag"].split(":")
+        digest = image.push(built["tag"], registry, repository, tag)
+        record = {"registry": registry, "repository": repository, "tag": tag, "digest": digest,
+                  "image": f"{registry}/{repository}:{tag}@{digest}"}
+        outputs["push"].write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        return record
+
+
