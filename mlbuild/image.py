@@ -90,18 +90,22 @@ def download_wheels(requirements: list[str], dest: Path, cache: Path,
     (dest / "requirements.txt").write_text("\n".join(requirements) + "\n")
 
 
+def _missing_base(base: str, detail: str) -> ImageError:
+    return ImageError(
+        f"The base image {base!r} is not in the engine and cannot be pulled: {detail}. Hint: "
+        "pull or build it first (`make services` builds the local base), or set another "
+        "base (MLBUILD_IMAGE_BASE or [image] base)."
+    )
+
+
 def _build_error(line: str, base: str) -> ImageError:
     lowered = line.lower()
     if "no space left" in lowered:
         return ImageError(f"The image build ran out of disk: {line}. Hint: free space in the "
                           "engine's data root (`docker system prune`), then run again.")
-    if base and ("pull access denied" in lowered or "not found" in lowered
-                 or "manifest unknown" in lowered or "no such image" in lowered):
-        return ImageError(
-            f"The base image {base!r} is not in the engine and cannot be pulled: {line}. Hint: "
-            "pull or build it first (`make services` builds the local base), or set another "
-            "base (MLBUILD_IMAGE_BASE or [image] base)."
-        )
+    if base and ("pull access denied" in lowered or "manifest unknown" in lowered
+                 or "no such image" in lowered):
+        return _missing_base(base, line)
     return ImageError(f"The image build failed: {line}")
 
 
@@ -118,7 +122,7 @@ def build(context: Path, tag: str, *, buildargs: dict[str, str], labels: dict[st
             try:
                 client.images.pull(base)
             except docker.errors.DockerException as exc:
-                raise _build_error(str(exc), base) from exc
+                raise _missing_base(base, str(exc)) from exc
     try:
         stream = client.api.build(path=str(context), tag=tag, buildargs=buildargs, labels=labels,
                                   rm=True, forcerm=True, network_mode="none", pull=False,

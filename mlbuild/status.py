@@ -33,7 +33,7 @@ def walk(root: luigi.Task) -> list[luigi.Task]:
         if task.task_id in seen:
             return
         seen.add(task.task_id)
-        for dep in luigi.task.flatten(task.requires()):
+        for dep in task.deps():
             visit(dep)
         order.append(task)
 

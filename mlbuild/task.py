@@ -73,6 +73,18 @@ class BuildTask(luigi.Task):
     def requires(self) -> Mapping[str, BuildTask]:
         return {}
 
+    def after(self) -> Mapping[str, luigi.Task]:
+        """Tasks that must be complete before this one runs, without entering its fingerprint.
+
+        Like Make's order-only prerequisites: for an effect this task reads that another
+        task writes outside the store (e.g. models.lock), when that task's fingerprint
+        carries more than this one depends on.
+        """
+        return {}
+
+    def deps(self) -> list[luigi.Task]:
+        return super().deps() + luigi.task.flatten(self.after())
+
     def settings(self) -> Mapping[str, Any]:
         """Configuration values that change the result (JSON-compatible)."""
         return {}

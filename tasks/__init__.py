@@ -28,11 +28,13 @@ class FullPipeline(luigi.WrapperTask):
     """
 
     def requires(self):
+        # PublishModel directly too: the image depends on the model only, so a change to
+        # the gates alone re-runs the host's evaluation through this edge.
         if load().image.resolved().registry:
-            return PushImage()
+            return [PublishModel(), PushImage()]
         logging.getLogger("mlbuild").warning(
             "No image registry is configured: FullPipeline ends at AcceptanceTest.")
-        return AcceptanceTest()
+        return [PublishModel(), AcceptanceTest()]
 
 
 __all__ = [

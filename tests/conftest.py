@@ -20,7 +20,10 @@ import pytest
 from tests import services
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("tasks", "configs", "luigi.cfg")
+PROJECT_FILES = ("tasks", "configs", "docker", "luigi.cfg")
+#: the pipeline up to the published model; FullPipeline adds the image stages, which
+#: only the image tests (with a Docker engine) run
+CORE = "PublishModel"
 
 
 class Project:
@@ -53,7 +56,7 @@ class Project:
         return subprocess.run(args, check=False, cwd=self.root, env=self.env, capture_output=True, text=True,
                               timeout=timeout)
 
-    def luigi(self, task: str = "FullPipeline", *args: str) -> subprocess.CompletedProcess:
+    def luigi(self, task: str = CORE, *args: str) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", "luigi", "--module", "tasks", task, *args)
 
     def mlbuild(self, *args: str) -> subprocess.CompletedProcess:
@@ -169,3 +172,23 @@ def private_moto(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+# ----------------------------------------------------------------------- Docker
+
+
+@pytest.fixture(scope="session")
+def docker_env() -> dict[str, str]:
+    """A Docker engine, a registry on loopback and the local base image (started here
+    when `make services` has not), as the environment the pipeline reads."""
+    url = services.start_docker()
+    services.registry().start()
+    services.build_base_image(url)
+    return {"DOCKER_HOST": url, "MLBUILD_IMAGE_BASE": services.BASE_IMAGE,
+            "MLBUILD_IMAGE_REGISTRY": f"127.0.0.1:{services.REGISTRY_PORT}"}
+
+
+def docker_client(env: dict[str, str]):
+    import docker
+
+    return docker.DockerClient(base_url=env["DOCKER_HOST"], timeout=600)

@@ -24,7 +24,7 @@ def _weaken(project):
 def test_a_planted_regression_fails_the_gates_with_exit_8_and_leaves_reports(built):
     lock = built.lock.read_bytes()
     _weaken(built)
-    result = built.mlbuild("run", "FullPipeline")
+    result = built.mlbuild("run", "PublishModel")
     assert result.returncode == GateFailed.exit_code, result.stderr
     assert "accuracy gates FAILED" in result.stderr
     assert "not worse than the released model" in result.stderr and "McNemar" in result.stderr

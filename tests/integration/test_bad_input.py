@@ -87,7 +87,7 @@ def test_bad_input_fails_clearly_and_leaves_the_store_untouched(built, name):
     files, manifests, lock = built.files(), built.manifests(), built.lock.read_bytes()
     make_bad(built)
 
-    result = built.mlbuild("run", "FullPipeline")
+    result = built.mlbuild("run", "PublishModel")
     assert result.returncode == error.exit_code, result.stderr
     for word in words:
         assert word in result.stderr, f"{word!r} not in:\n{result.stderr}"
@@ -107,7 +107,7 @@ def test_bad_input_fails_clearly_and_leaves_the_store_untouched(built, name):
 def test_an_unusable_store_path_is_a_store_error(project):
     (project.root / "not-a-folder").write_text("a file where the store should be")
     project.edit("luigi.cfg", "store = .mlbuild/store", "store = not-a-folder/store")
-    result = project.mlbuild("run", "FullPipeline")
+    result = project.mlbuild("run", "PublishModel")
     assert result.returncode == StoreError.exit_code, result.stderr
     assert "not-a-folder/store" in result.stderr and "writable folder" in result.stderr
     assert (project.root / "not-a-folder").read_text() == "a file where the store should be"
@@ -115,7 +115,7 @@ def test_an_unusable_store_path_is_a_store_error(project):
 
 def test_status_reports_a_config_error_with_its_code(project):
     unknown_config_key(project)
-    result = project.mlbuild("status")
+    result = project.mlbuild("status", "PublishModel")
     assert result.returncode == ConfigError.exit_code
     assert "train.num_thread: unknown key" in result.stderr
 

@@ -77,7 +77,7 @@ def test_the_whole_pipeline_runs_on_s3_and_a_second_run_is_a_no_op(s3_project, t
     again = ok(project.luigi())
     assert "Did not run any tasks" in again.stderr
     assert s3.manifests() == before and project.lock.read_bytes() == lock
-    assert "7 of 7 complete" in ok(project.mlbuild("status")).stdout
+    assert "6 of 6 complete" in ok(project.mlbuild("status", "PublishModel")).stdout
 
     # No credential is written anywhere: logs, lock, reports, manifests.
     written = [result.stdout, result.stderr, again.stderr, project.lock.read_text()]
@@ -128,7 +128,7 @@ def test_an_s3_data_source_re_runs_the_pipeline_when_the_object_changes(s3_proje
 def test_two_workers_writing_the_same_results_at_once_leave_valid_results(s3_project):
     project, s3 = s3_project
     # Two machines, as far as Luigi knows: --no-lock lets the same command run twice here.
-    runs = [subprocess.Popen([sys.executable, "-m", "luigi", "--module", "tasks", "FullPipeline",
+    runs = [subprocess.Popen([sys.executable, "-m", "luigi", "--module", "tasks", "PublishModel",
                               "--no-lock"],
                              cwd=project.root, env=project.env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -183,7 +183,7 @@ def test_a_server_that_stops_answering_fails_clearly_and_the_rerun_resumes(proje
     project.edit("configs/pipeline.toml", "num_iterations = 100", "num_iterations = 400")
     fast_failure = ["--mlbuild-s3-max-attempts", "2", "--mlbuild-s3-read-timeout", "1",
                     "--mlbuild-s3-connect-timeout", "1"]
-    process = subprocess.Popen([sys.executable, "-m", "mlbuild.cli", "run", "FullPipeline",
+    process = subprocess.Popen([sys.executable, "-m", "mlbuild.cli", "run", "PublishModel",
                                 *fast_failure], cwd=project.root, env=project.env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     work = project.root / ".mlbuild" / "cache" / "tmp"
@@ -199,13 +199,13 @@ def test_a_server_that_stops_answering_fails_clearly_and_the_rerun_resumes(proje
 
     before = s3.manifests()
     assert {k.split("/")[2] for k in before} == {"FetchData", "ValidateData", "SplitData"}
-    ok(project.mlbuild("run", "FullPipeline"))
+    ok(project.mlbuild("run", "PublishModel"))
     assert s3.ran_since(before) == FROM_TRAIN
 
 
 def _failing_run(project, **env) -> subprocess.CompletedProcess:
     project.extra_env.update(env)
-    return project.mlbuild("run", "FullPipeline", "--mlbuild-s3-max-attempts", "2",
+    return project.mlbuild("run", "PublishModel", "--mlbuild-s3-max-attempts", "2",
                            "--mlbuild-s3-connect-timeout", "1")
 
 

@@ -1,0 +1,176 @@
+"""The serving image for real: built by a real Docker engine, tested inside, pushed to a
+real registry, pulled back and run; layer reuse, exact completeness, and failures."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import uuid
+
+import pytest
+
+from mlbuild.errors import ImageError
+from tests.conftest import docker_client, ok
+from tests.services import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def imaged(built, docker_env, tmp_path):
+    """A built project whose images go to a repository of its own in the test registry."""
+    repository = f"test/digits-{uuid.uuid4().hex[:8]}"
+    built.edit("configs/pipeline.toml", 'repository = "mlbuild/digits"',
+               f'repository = "{repository}"')
+    built.extra_env.update(docker_env)
+    return built, repository
+
+
+def _record(project, family: str, name: str) -> dict:
+    return json.loads(next(project.store.glob(f"{family}/*/{name}")).read_text())
+
+
+def test_the_pipeline_builds_tests_and_pushes_an_image_that_serves(imaged, docker_env, tmp_path):
+    project, repository = imaged
+    before = project.manifests()
+    ok(project.luigi("FullPipeline"))
+    assert project.ran_since(before) == {"BuildImage", "AcceptanceTest", "PushImage"}
+    pushed = _record(project, "PushImage", "push.json")
+    assert pushed["digest"].startswith("sha256:")
+
+    client = docker_client(docker_env)
+    image = client.images.get(pushed["image"].split("@")[0].split("/", 1)[1])
+    lock = json.loads(project.lock.read_text())["models"]["digits"]
+    labels = image.labels
+    assert labels["io.mlbuild.model.sha256"] == lock["sha256"]
+    assert labels["io.mlbuild.model.name"] == "digits"
+    assert labels["org.opencontainers.image.revision"]
+    assert labels["org.opencontainers.image.source"].startswith("https://")
+    assert labels["org.opencontainers.image.created"]
+    assert image.attrs["Config"]["User"] == "10001:10001"
+
+    # Pull it back from the registry, as a deployment would, and predict with it.
+    remote = f"{docker_env['MLBUILD_IMAGE_REGISTRY']}/{repository}"
+    for tag in [t for t in image.tags]:
+        client.images.remove(tag, force=True)
+    pulled = client.images.pull(remote, tag=pushed["tag"])
+    assert pulled.attrs["RepoDigests"] == [f"{remote}@{pushed['digest']}"]
+    data = tmp_path / "data"
+    data.mkdir()
+    test_csv = next(project.store.glob("SplitData/*/test.csv")).read_text()
+    header, *rows = test_csv.splitlines()
+    label = header.split(",").index("label")
+    features = [",".join(v for i, v in enumerate(line.split(",")) if i != label)
+                for line in [header, *rows[:25]]]
+    (data / "rows.csv").write_text("\n".join(features) + "\n")
+    data.chmod(0o777)
+    logs = client.containers.run(f"{remote}:{pushed['tag']}",
+                                 ["predict", "/data/rows.csv", "/data/out.csv"],
+                                 volumes={str(data): {"bind": "/data", "mode": "rw"}},
+                                 network_mode="none", remove=True).decode()
+    assert "predicted 25 rows" in logs
+    out = (data / "out.csv").read_text().splitlines()
+    assert out[0].startswith("prediction,proba_0") and len(out) == 26
+
+
+def test_nothing_is_rebuilt_when_nothing_changed_and_a_gate_change_rebuilds_nothing(imaged,
+                                                                                    docker_env):
+    project, _ = imaged
+    ok(project.luigi("FullPipeline"))
+    image_id = _record(project, "BuildImage", "image.json")["id"]
+    before = project.manifests()
+    ok(project.luigi("FullPipeline"))
+    assert project.ran_since(before) == set()
+
+    project.edit("configs/pipeline.toml", "min = 0.90", "min = 0.89")
+    ok(project.luigi("FullPipeline"))
+    assert project.ran_since(before) == {"EvaluateAccuracy", "PublishModel", "AcceptanceTest",
+                                         "PushImage"}
+    assert {r["id"] for r in [_record(project, "BuildImage", "image.json")]} == {image_id}
+
+
+def test_a_new_model_rebuilds_only_the_last_layers(imaged, docker_env):
+    project, _ = imaged
+    ok(project.luigi("FullPipeline"))
+    first = _record(project, "BuildImage", "image.json")
+    project.edit("configs/pipeline.toml", "num_iterations = 100", "num_iterations = 90")
+    before = project.manifests()
+    ok(project.luigi("FullPipeline"))
+    assert {"TrainModel", "BuildImage", "AcceptanceTest", "PushImage"} <= project.ran_since(before)
+    images = [json.loads(p.read_text()) for p in project.store.glob("BuildImage/*/image.json")]
+    second = next(i for i in images if i["id"] != first["id"])
+    client = docker_client(docker_env)
+    old = client.images.get(first["tag"]).attrs["RootFS"]["Layers"]
+    new = client.images.get(second["tag"]).attrs["RootFS"]["Layers"]
+    assert len(old) == len(new)
+    assert old[:-1] == new[:-1] and old[-1] != new[-1]  # only the model layer differs
+
+
+def test_no_credential_reaches_the_image(imaged, docker_env, tmp_path):
+    project, _ = imaged
+    secret, key_id = f"secret-{uuid.uuid4().hex}", f"AKIA{uuid.uuid4().hex[:16].upper()}"
+    project.extra_env.update(AWS_SECRET_ACCESS_KEY=secret, AWS_ACCESS_KEY_ID=key_id)
+    ok(project.run("python", "-m", "luigi", "--module", "tasks", "BuildImage"))
+    tag = _record(project, "BuildImage", "image.json")["tag"]
+    client = docker_client(docker_env)
+    image = client.images.get(tag)
+    described = json.dumps(image.attrs) + json.dumps(image.history())
+    archive = tmp_path / "image.tar"
+    with open(archive, "wb") as out:
+        out.writelines(image.save())
+    contents = [described]
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                data = tar.extractfile(member).read()
+                if member.name.endswith(".tar"):
+                    with tarfile.open(fileobj=__import__("io").BytesIO(data)) as layer:
+                        for inner in layer.getmembers():
+                            if inner.isfile():
+                                contents.append(layer.extractfile(inner).read().decode(
+                                    "latin-1"))
+                else:
+                    contents.append(data.decode("latin-1"))
+    for credential in (secret, key_id):
+        assert not any(credential in text for text in contents), credential
+
+
+def test_an_unreachable_engine_is_an_image_error(imaged):
+    project, _ = imaged
+    project.extra_env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
+    result = project.mlbuild("run", "FullPipeline")
+    assert result.returncode == ImageError.exit_code, result.stderr
+    assert "Cannot reach the Docker engine at unix:///nonexistent/docker.sock" in result.stderr
+
+
+def test_a_missing_base_image_is_named_and_leaves_no_result(imaged):
+    project, _ = imaged
+    project.extra_env["MLBUILD_IMAGE_BASE"] = "mlbuild/no-such-base:1"
+    before = project.files()
+    result = project.mlbuild("run", "FullPipeline")
+    assert result.returncode == ImageError.exit_code, result.stderr
+    assert "The base image 'mlbuild/no-such-base:1' is not in the engine" in result.stderr
+    after = project.files()
+    assert {k: after[k] for k in before} == before
+    assert not any(k.startswith("BuildImage/") for k in after)
+
+
+def test_a_registry_that_refuses_is_an_image_error(imaged):
+    project, _ = imaged
+    project.extra_env["MLBUILD_IMAGE_REGISTRY"] = f"127.0.0.1:{free_port()}"
+    result = project.mlbuild("run", "FullPipeline")
+    assert result.returncode == ImageError.exit_code, result.stderr
+    assert "127.0.0.1:" in result.stderr and "PushImage" in result.stderr
+    assert not any(k.startswith("PushImage/") for k in project.files())
+
+
+def test_without_a_registry_the_pipeline_ends_at_the_acceptance_test(imaged):
+    project, _ = imaged
+    project.extra_env["MLBUILD_IMAGE_REGISTRY"] = ""
+    result = ok(project.luigi("FullPipeline"))
+    assert "FullPipeline ends at AcceptanceTest" in result.stderr
+    assert not any(k.startswith("PushImage/") for k in project.files())
+    report = project.root / "reports" / "acceptance" / "report.md"
+    assert "Acceptance test of" in report.read_text()
+
+
