@@ -2,10 +2,11 @@
 PYTHON ?= python3
 STAMP  := .mlbuild/installed.stamp
 
-.PHONY: help install services services-stop pipeline test unit integration accuracy accuracy-full benchmark lint clean
+.PHONY: help install services services-stop pipeline image test unit integration accuracy accuracy-full benchmark lint clean
 
 help:
-	@echo "make pipeline     install, then run the full pipeline on the built-in data"
+	@echo "make pipeline     install, start services, run the full pipeline on the built-in data"
+	@echo "make image        build the serving image (BuildImage) for the current model"
 	@echo "make test         install, start services, run the whole test suite (what CI runs)"
 	@echo "make services     start the services the tests use (S3 API server on loopback)"
 	@echo "make services-stop  stop them"
@@ -30,8 +31,15 @@ services: install
 services-stop:
 	$(PYTHON) -m tests.services stop
 
-pipeline: install
-	$(PYTHON) -m luigi --module tasks FullPipeline
+# The services' environment (Docker engine, local base image, registry on loopback);
+# override any of it in your own environment, e.g. MLBUILD_IMAGE_BASE=python:3.11-slim.
+SERVICES_ENV = eval "$$($(PYTHON) -m tests.services env)"
+
+pipeline: install services
+	$(SERVICES_ENV) && $(PYTHON) -m luigi --module tasks FullPipeline
+
+image: install services
+	$(SERVICES_ENV) && $(PYTHON) -m luigi --module tasks BuildImage
 
 test: install services
 	$(PYTHON) -m pytest -q
@@ -52,6 +60,8 @@ benchmark: install
 	$(PYTHON) benchmarks/noop_fanin.py
 	$(PYTHON) benchmarks/s3_noop_fanin.py
 	$(PYTHON) benchmarks/s3_transfer.py
+	$(PYTHON) benchmarks/accuracy_eval.py
+	$(SERVICES_ENV) && $(PYTHON) benchmarks/image_build.py
 
 lint: install
 	$(PYTHON) -m ruff check mlbuild tasks tests benchmarks

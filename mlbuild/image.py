@@ -110,8 +110,11 @@ def _build_error(line: str, base: str) -> ImageError:
 
 
 def build(context: Path, tag: str, *, buildargs: dict[str, str], labels: dict[str, str],
-          base: str = "") -> str:
-    """Build ``context`` (its Dockerfile) with no network; return the image ID."""
+          base: str = "", no_cache: bool = False) -> str:
+    """Build ``context`` (its Dockerfile) with no network; return the image ID.
+
+    ``no_cache`` rebuilds every layer (a cold build), as ``docker build --no-cache``.
+    """
     import docker
 
     client = engine()
@@ -126,7 +129,7 @@ def build(context: Path, tag: str, *, buildargs: dict[str, str], labels: dict[st
     try:
         stream = client.api.build(path=str(context), tag=tag, buildargs=buildargs, labels=labels,
                                   rm=True, forcerm=True, network_mode="none", pull=False,
-                                  decode=True)
+                                  nocache=no_cache, decode=True)
         for chunk in stream:
             if "error" in chunk:
                 raise _build_error(chunk["error"].strip(), base)

@@ -251,7 +251,13 @@ def main(argv: list[str]) -> int:
     elif action == "stop":
         stop_all()
     elif action == "env":
+        # What `make pipeline` and `make image` run with: the engine, the local base image
+        # (no public registry is reachable here) and the registry on loopback.
+        # Values already in the environment win.
         print(f"export DOCKER_HOST={docker_url()}")
+        print(f'export MLBUILD_IMAGE_BASE="${{MLBUILD_IMAGE_BASE:-{BASE_IMAGE}}}"')
+        print('export MLBUILD_IMAGE_REGISTRY="${MLBUILD_IMAGE_REGISTRY-127.0.0.1:'
+              f'{REGISTRY_PORT}}}"')
     else:
         print(f"moto: {'up' if answers(moto().url) else 'down'} at {moto().url}")
         url = docker_url()

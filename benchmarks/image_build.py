@@ -1,0 +1,109 @@
+"""Benchmark: building the serving image cold, again with nothing changed, and after only
+the model changed.
+
+    python benchmarks/image_build.py [--repeat 3]
+
+Uses the project's own Dockerfile.serve, serve.py and inference code through
+mlbuild.image.build (the Docker SDK, no network), on the engine and base image that
+`make services` provides (DOCKER_HOST and MLBUILD_IMAGE_BASE override). The wheels are
+downloaded into the host cache once before timing (their download is reported on its
+own). "Cold" builds every layer again (no cache); the base image is kept.
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def train_model(path: Path, rounds: int) -> None:
+    import lightgbm as lgb
+
+    from tasks.fetch import synthetic_frame
+
+    frame = synthetic_frame(2000, 20, 2, seed=3)
+    y = frame.pop("label")
+    params = {"objective": "binary", "seed": 1, "deterministic": True, "force_row_wise": True,
+              "num_threads": 1, "verbose": -1}
+    lgb.train(params, lgb.Dataset(frame, y), num_boost_round=rounds).save_model(str(path))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from mlbuild import image
+    from mlbuild.fingerprint import package_version
+    from tasks.image import IMAGE_PACKAGES
+    from tests import services
+
+    os.environ.setdefault("DOCKER_HOST", services.start_docker())
+    base = os.environ.get("MLBUILD_IMAGE_BASE") or services.BASE_IMAGE
+    services.build_base_image(os.environ["DOCKER_HOST"])
+    client = image.engine()
+    repo = "mlbuild-bench/serve"
+
+    with tempfile.TemporaryDirectory(prefix="image-bench-") as tmp:
+        context = Path(tmp, "context")
+        (context / "app").mkdir(parents=True)
+        (context / "model").mkdir()
+        shutil.copyfile(ROOT / "docker/Dockerfile.serve", context / "Dockerfile")
+        shutil.copyfile(ROOT / "docker/serve.py", context / "app/serve.py")
+        shutil.copyfile(ROOT / "tasks/inference.py", context / "app/inference.py")
+        models = [Path(tmp, "model-a.txt"), Path(tmp, "model-b.txt")]
+        train_model(models[0], 50)
+        train_model(models[1], 60)
+
+        start = time.perf_counter()
+        image.download_wheels([f"{p}=={package_version(p)}" for p in IMAGE_PACKAGES],
+                              context / "wheels", ROOT / ".mlbuild" / "cache")
+        wheels_time = time.perf_counter() - start
+
+        def build(model: Path, tag: str, cold: bool = False) -> float:
+            shutil.copyfile(model, context / "model" / "model.txt")
+            begin = time.perf_counter()
+            image.build(context, f"{repo}:{tag}", buildargs={"BASE": base, "MODEL_SHA256": tag},
+                        labels={"bench": "1"}, base=base, no_cache=cold)
+            return time.perf_counter() - begin
+
+        def clean() -> None:
+            for img in client.images.list(name=repo):
+                client.images.remove(img.id, force=True)
+            client.images.prune(filters={"dangling": True})
+
+        cold, same, new_model = [], [], []
+        for round_ in range(args.repeat):
+            clean()
+            cold.append(build(models[0], "a", cold=True))
+            same.append(build(models[0], "a"))
+            new_model.append(build(models[1], "b"))
+            print(f"  round {round_ + 1}: cold {cold[-1]:.1f} s, unchanged {same[-1]:.2f} s, "
+                  f"new model {new_model[-1]:.2f} s", flush=True)
+        layers_a = client.images.get(f"{repo}:a").attrs["RootFS"]["Layers"]
+        layers_b = client.images.get(f"{repo}:b").attrs["RootFS"]["Layers"]
+        clean()
+
+    c, s, m = (statistics.median(x) for x in (cold, same, new_model))
+    print(f"\nServing image build on base {base}, median of {args.repeat} rounds")
+    print(f"  {'wheels into the host cache (once)':38s} {wheels_time:8.2f} s")
+    print(f"  {'cold build':38s} {c:8.2f} s")
+    print(f"  {'rebuild, nothing changed':38s} {s:8.2f} s   {s / c:6.3f} of cold")
+    print(f"  {'rebuild, only the model changed':38s} {m:8.2f} s   {m / c:6.3f} of cold")
+    shared = sum(a == b for a, b in zip(layers_a, layers_b, strict=False))
+    print(f"  layers shared after the model change: {shared} of {len(layers_b)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
