@@ -2,11 +2,12 @@
 PYTHON ?= python3
 STAMP  := .mlbuild/installed.stamp
 
-.PHONY: help install services services-stop pipeline image test unit integration accuracy accuracy-full benchmark lint clean
+.PHONY: help install services services-stop pipeline image train-image test unit integration accuracy accuracy-full benchmark lint clean
 
 help:
 	@echo "make pipeline     install, start services, run the full pipeline on the built-in data"
 	@echo "make image        build the serving image (BuildImage) for the current model"
+	@echo "make train-image  build the training image (docker/Dockerfile.train)"
 	@echo "make test         install, start services, run the whole test suite (what CI runs)"
 	@echo "make services     start the services the tests use (S3 API server on loopback)"
 	@echo "make services-stop  stop them"
@@ -40,6 +41,9 @@ pipeline: install services
 
 image: install services
 	$(SERVICES_ENV) && $(PYTHON) -m luigi --module tasks BuildImage
+
+train-image: install services
+	$(SERVICES_ENV) && $(PYTHON) -m luigi --module tasks BuildTrainingImage
 
 test: install services
 	$(PYTHON) -m pytest -q

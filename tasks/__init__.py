@@ -14,7 +14,7 @@ import luigi
 from tasks.config import load
 from tasks.evaluate import EvaluateAccuracy
 from tasks.fetch import FetchData
-from tasks.image import AcceptanceTest, BuildImage, PushImage
+from tasks.image import AcceptanceTest, BuildImage, BuildTrainingImage, PushImage
 from tasks.publish import PublishModel
 from tasks.split import SplitData
 from tasks.train import TrainModel
@@ -40,6 +40,7 @@ class FullPipeline(luigi.WrapperTask):
 __all__ = [
     "AcceptanceTest",
     "BuildImage",
+    "BuildTrainingImage",
     "EvaluateAccuracy",
     "FetchData",
     "FullPipeline",

@@ -116,6 +116,81 @@ class BuildImage(BuildTask):
         return {"tag": self.tag, "id": image_id}
 
 
+TRAIN_DOCKERFILE = Path("docker/Dockerfile.train")
+#: what the training image installs: the project's runtime dependencies
+TRAIN_PACKAGES = ("luigi", "boto3", "docker", "pandas", "scikit-learn", "lightgbm", "scipy",
+                  "pydantic", "rich", "matplotlib")
+#: what the training image's /project holds
+TRAIN_SOURCES = ("mlbuild", "tasks", "configs", "luigi.cfg")
+
+
+class BuildTrainingImage(BuildTask):
+    """The training image (docker/Dockerfile.train): the project to run any task in."""
+
+    outputs = {"image": "image.json"}
+    code_modules = ("mlbuild.image",)
+    packages = TRAIN_PACKAGES
+
+    def settings(self):
+        image = _image_config()
+        return {"image": {"repository": image.repository, "base": image.base}}
+
+    def data_digests(self):
+        # The whole project's source: any change to it is a change to the image.
+        import hashlib
+
+        digest = hashlib.sha256()
+        for path in sorted(p for s in TRAIN_SOURCES for p in
+                           ([Path(s)] if Path(s).is_file() else Path(s).rglob("*"))
+                           if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(f"{path}\0{file_digest(path).sha256}\n".encode())
+        return {"project": digest.hexdigest(), str(TRAIN_DOCKERFILE):
+                file_digest(TRAIN_DOCKERFILE).sha256}
+
+    @property
+    def tag(self) -> str:
+        return f"{_image_config().repository}-train:{self.fingerprint[:16]}"
+
+    def invalidation_reason(self):
+        from mlbuild import image
+
+        recorded = json.loads(self.store.get_bytes(f"{self.prefix}/image.json",
+                                                   self.read_manifest().outputs["image"].sha256))
+        if image.image_id(self.tag) == recorded["id"]:
+            return None
+        return f"the Docker engine no longer holds {self.tag}"
+
+    def build(self, inputs, outputs):
+        from mlbuild import image
+        from mlbuild.fingerprint import package_version
+        from mlbuild.manifest import python_version
+
+        config = _image_config()
+        context = outputs["image"].parent / "context"
+        project = context / "project"
+        project.mkdir(parents=True)
+        shutil.copyfile(TRAIN_DOCKERFILE, context / "Dockerfile")
+        for source in TRAIN_SOURCES:
+            if Path(source).is_dir():
+                shutil.copytree(source, project / source,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copyfile(source, project / source)
+        image.download_wheels([f"{p}=={package_version(p)}" for p in TRAIN_PACKAGES],
+                              context / "wheels", Path(cache_dir()),
+                              ".".join(python_version().split(".")[:2]))
+        labels = {"org.opencontainers.image.revision": git_commit() or "unknown",
+                  "org.opencontainers.image.source": config.source,
+                  "org.opencontainers.image.created": now(),
+                  "io.mlbuild.fingerprint": self.fingerprint}
+        image_id = image.build(context, self.tag, buildargs={"BASE": config.base},
+                               labels=labels, base=config.base)
+        shutil.rmtree(context)
+        record = {"tag": self.tag, "id": image_id, "base": config.base, "labels": labels}
+        outputs["image"].write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        return {"tag": self.tag, "id": image_id}
+
+
 class AcceptanceTest(BuildTask):
     """The image's own predictions, on the fast tier's sample, through the same gates."""
 

@@ -3,14 +3,16 @@ real registry, pulled back and run; layer reuse, exact completeness, and failure
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import tarfile
 import uuid
 
 import pytest
 
 from mlbuild.errors import ImageError
-from tests.conftest import docker_client, ok
+from tests.conftest import REPO, docker_client, ok, s3_client
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -124,7 +126,7 @@ def test_no_credential_reaches_the_image(imaged, docker_env, tmp_path):
             if member.isfile():
                 data = tar.extractfile(member).read()
                 if member.name.endswith(".tar"):
-                    with tarfile.open(fileobj=__import__("io").BytesIO(data)) as layer:
+                    with tarfile.open(fileobj=io.BytesIO(data)) as layer:
                         for inner in layer.getmembers():
                             if inner.isfile():
                                 contents.append(layer.extractfile(inner).read().decode(
@@ -174,3 +176,22 @@ def test_without_a_registry_the_pipeline_ends_at_the_acceptance_test(imaged):
     assert "Acceptance test of" in report.read_text()
 
 
+
+
+def test_the_training_image_runs_a_task_against_the_s3_store(imaged, docker_env, s3_env, bucket):
+    project, _ = imaged
+    shutil.copytree(REPO / "mlbuild", project.root / "mlbuild",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    ok(project.luigi("BuildTrainingImage"))
+    tag = _record(project, "BuildTrainingImage", "image.json")["tag"]
+    client = docker_client(docker_env)
+    assert client.images.get(tag).attrs["Config"]["User"] == "10001:10001"
+    environment = {**s3_env, "MLBUILD_STORE": f"s3://{bucket}/team"}
+    logs = client.containers.run(tag, ["FetchData"], environment=environment,
+                                 network_mode="host", remove=True, stderr=True).decode()
+    assert "FetchData" in logs
+    listed = s3_client(s3_env["AWS_ENDPOINT_URL"]).list_objects_v2(Bucket=bucket, Prefix="team/")
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    assert any(k.startswith("team/FetchData/") and k.endswith("/manifest.json") for k in keys)
+    # Credentials were given to the container at run time, never built into the image.
+    assert s3_env["AWS_SECRET_ACCESS_KEY"] not in json.dumps(client.images.get(tag).attrs)
