@@ -75,3 +75,12 @@ def test_the_accuracy_tests_say_what_is_missing_on_a_fresh_clone(project):
     result = _accuracy_tests(project, "fast")
     assert result.returncode == 1
     assert "Cannot run the accuracy tests" in result.stdout and "make pipeline" in result.stdout
+
+
+def test_accuracy_plan_prints_the_sample_sizes(project):
+    result = ok(project.mlbuild("accuracy", "plan", "--expected", "0.95", "--drop", "0.02",
+                                "--disagreement", "0.06"))
+    assert "822 test rows" in result.stdout
+    assert "926 rows for the paired comparison" in result.stdout
+    bad = project.mlbuild("accuracy", "plan", "--expected", "0.5", "--drop", "0.6")
+    assert bad.returncode == 3 and "Cannot plan" in bad.stderr
