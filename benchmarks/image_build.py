@@ -45,6 +45,7 @@ def main() -> int:
 
     from mlbuild import image
     from mlbuild.fingerprint import package_version
+    from mlbuild.settings import wheel_cache_dir
     from tasks.image import IMAGE_PACKAGES
     from tests import services
 
@@ -67,7 +68,7 @@ def main() -> int:
 
         start = time.perf_counter()
         image.download_wheels([f"{p}=={package_version(p)}" for p in IMAGE_PACKAGES],
-                              context / "wheels", ROOT / ".mlbuild" / "cache")
+                              context / "wheels", wheel_cache_dir())
         wheels_time = time.perf_counter() - start
 
         def build(model: Path, tag: str, cold: bool = False) -> float:

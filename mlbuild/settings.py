@@ -9,6 +9,7 @@ checkout at another store without editing files.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import luigi
 
@@ -21,6 +22,10 @@ class mlbuild(luigi.Config):
     cache = luigi.Parameter(
         default=".mlbuild/cache",
         description="Local content-addressed cache of verified store objects.",
+    )
+    wheel_cache = luigi.Parameter(
+        default="~/.cache/mlbuild/wheels",
+        description="Wheels downloaded for image builds, shared by every project of the user.",
     )
     reports = luigi.Parameter(
         default="reports",
@@ -55,6 +60,10 @@ def store_uri() -> str:
 
 def cache_dir() -> str:
     return os.environ.get("MLBUILD_CACHE") or mlbuild().cache
+
+
+def wheel_cache_dir() -> Path:
+    return Path(os.environ.get("MLBUILD_WHEEL_CACHE") or mlbuild().wheel_cache).expanduser()
 
 
 def reports_dir() -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from mlbuild import BuildTask, IntegrityError
 from mlbuild.lockfile import LockFile
 from mlbuild.manifest import git_commit, now
-from mlbuild.settings import cache_dir, reports_dir
+from mlbuild.settings import cache_dir, reports_dir, wheel_cache_dir
 from mlbuild.store import LocalCache, file_digest, locate, open_store
 from tasks.config import load
 from tasks.publish import PublishModel
@@ -96,7 +96,7 @@ class BuildImage(BuildTask):
         shutil.copyfile(ENTRY_POINT, context / "app" / "serve.py")
         shutil.copyfile(model, context / "model" / "model.txt")
         image.download_wheels([f"{p}=={package_version(p)}" for p in IMAGE_PACKAGES],
-                              context / "wheels", Path(cache_dir()),
+                              context / "wheels", wheel_cache_dir(),
                               ".".join(python_version().split(".")[:2]))
         labels = {
             "org.opencontainers.image.revision": git_commit() or "unknown",
@@ -177,7 +177,7 @@ class BuildTrainingImage(BuildTask):
             else:
                 shutil.copyfile(source, project / source)
         image.download_wheels([f"{p}=={package_version(p)}" for p in TRAIN_PACKAGES],
-                              context / "wheels", Path(cache_dir()),
+                              context / "wheels", wheel_cache_dir(),
                               ".".join(python_version().split(".")[:2]))
         labels = {"org.opencontainers.image.revision": git_commit() or "unknown",
                   "org.opencontainers.image.source": config.source,
