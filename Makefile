@@ -2,7 +2,7 @@
 PYTHON ?= python3
 STAMP  := .mlbuild/installed.stamp
 
-.PHONY: help install services services-stop pipeline image train-image test unit integration accuracy accuracy-full benchmark lint clean
+.PHONY: help install services services-stop pipeline image train-image ci test unit integration accuracy accuracy-full benchmark lint clean
 
 help:
 	@echo "make pipeline     install, start services, run the full pipeline on the built-in data"
@@ -17,6 +17,7 @@ help:
 	@echo "make accuracy-full  the same on the whole test split (scheduled runs)"
 	@echo "make benchmark    the benchmarks under benchmarks/ (prints figures)"
 	@echo "make lint         ruff and the import-layering contracts"
+	@echo "make ci           the Jenkinsfile's stages, locally, in its order (mlbuild ci)"
 
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -59,6 +60,9 @@ accuracy: install
 
 accuracy-full: install
 	MLBUILD_ACCURACY_TIER=full $(PYTHON) -m pytest -q -m accuracy tests/accuracy
+
+ci: install services
+	$(SERVICES_ENV) && mlbuild ci
 
 benchmark: install
 	$(PYTHON) benchmarks/noop_fanin.py

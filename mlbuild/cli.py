@@ -38,6 +38,25 @@ def _parser() -> argparse.ArgumentParser:
                             help="every task of a pipeline: fingerprint, complete or why not")
     status.add_argument("task", nargs="?", default="FullPipeline")
 
+    stage = sub.add_parser(
+        "stage", parents=[module], epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="run one CI stage ([stages] in luigi.cfg); JUnit XML in reports/junit/",
+        description="Run one stage of the release cycle and nothing else. The stages are "
+                    "named in the [stages] section of luigi.cfg (train, image, unit, "
+                    "integration, acceptance, fetch-test-data, accuracy, push).")
+    stage.add_argument("name", help="the stage")
+    stage.add_argument("--tier", choices=["fast", "full"],
+                       help="for the accuracy stage: the tier (default fast)")
+    stage.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+
+    ci = sub.add_parser("ci", help="run the Jenkinsfile's stages locally, in its order")
+    ci.add_argument("--jenkinsfile", default="Jenkinsfile")
+    ci.add_argument("--branch", default="main", help="the branch to act as (default main)")
+    ci.add_argument("--scheduled", action="store_true",
+                    help="act as a timer-triggered run (the full accuracy tier)")
+    ci.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+
     gc = sub.add_parser("gc", help="discard writes that never finished (killed uploads)")
     gc.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
                     help="only writes begun this many hours ago or more (default 24)")
@@ -150,6 +169,39 @@ def _accuracy(args, extra: list[str]) -> int:
     return 0
 
 
+def _stage(args, extra: list[str]) -> int:
+    from mlbuild.stages import definition, run_stage
+
+    tier = args.tier
+    if tier is None and definition(args.name) == "EvaluateAccuracy":
+        tier = "fast"
+    result = run_stage(args.name, args.module, extra, args.workers, tier)
+    print(f"{result.summary}; JUnit: {result.junit}; exit code {result.exit_code}")
+    return result.exit_code
+
+
+def _ci(args, extra: list[str]) -> int:
+    import shlex
+    import subprocess
+
+    from mlbuild.jenkinsfile import read
+
+    for stage in read(args.jenkinsfile):
+        if not stage.runs(args.branch, args.scheduled):
+            print(f"== {stage.name}: skipped on {args.branch}"
+                  f"{' (scheduled run)' if args.scheduled else ''}")
+            continue
+        for command in stage.commands:
+            print(f"== {stage.name}: {command}", flush=True)
+            if args.dry_run:
+                continue
+            code = subprocess.run(shlex.split(command), check=False).returncode
+            if code != 0:
+                print(f"== {stage.name} failed with exit code {code}")
+                return code
+    return 0
+
+
 def _gc(args, extra: list[str]) -> int:
     from datetime import timedelta
 
@@ -171,10 +223,10 @@ def _gc(args, extra: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = _parser().parse_known_args(argv)
-    if extra and args.command in ("models", "gc", "accuracy"):
+    if extra and args.command in ("models", "gc", "accuracy", "ci"):
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
     handler = {"run": _run, "status": _status, "models": _models, "gc": _gc,
-               "accuracy": _accuracy}[args.command]
+               "accuracy": _accuracy, "stage": _stage, "ci": _ci}[args.command]
     try:
         return handler(args, extra)
     except MlbuildError as exc:

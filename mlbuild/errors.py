@@ -12,7 +12,8 @@ traceback and exits with the code of its kind::
     ├── StoreError(OSError)           (7)  the store cannot be read or written
     ├── GateFailed(AssertionError)    (8)  an accuracy gate did not pass
     ├── BuildError(RuntimeError)      (9)  a task broke its contract (e.g. a missing output)
-    └── ImageError(RuntimeError)     (10)  Docker engine, image build, container or registry
+    ├── ImageError(RuntimeError)     (10)  Docker engine, image build, container or registry
+    └── TestsFailed(AssertionError)  (11)  a test stage's tests failed
 
 Each also inherits the builtin a caller would already catch, as scikit-learn does.
 """
@@ -70,6 +71,12 @@ class ImageError(MlbuildError, RuntimeError):
     kind = "image error"
 
 
+class TestsFailed(MlbuildError, AssertionError):
+    __test__ = False  # a name pytest would otherwise try to collect
+    exit_code = 11
+    kind = "tests failed"
+
+
 ERROR_KINDS: tuple[type[MlbuildError], ...] = (
     MlbuildError,
     ConfigError,
@@ -80,4 +87,5 @@ ERROR_KINDS: tuple[type[MlbuildError], ...] = (
     GateFailed,
     BuildError,
     ImageError,
+    TestsFailed,
 )

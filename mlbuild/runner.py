@@ -126,6 +126,8 @@ class RunOutcome:
     status: LuigiStatusCode
     failures: list[Failure]
     summary: str
+    #: every task Luigi saw -> "ran", "complete", "failed" or "blocked"
+    tasks: dict[str, str]
 
 
 def _exit_code(status: LuigiStatusCode, failures: list[Failure]) -> int:
@@ -171,4 +173,10 @@ def run_task(task: luigi.Task, workers: int = 1, verbose: bool = False,
                f"complete, {tally.get('failed', 0)} failed, "
                f"{tally.get('upstream_failure', 0) + tally.get('upstream_scheduling_error', 0)} "
                f"blocked; {time.monotonic() - started:.1f} s")
-    return RunOutcome(_exit_code(result.status, failures), result.status, failures, summary)
+    states = {"completed": "ran", "already_done": "complete", "failed": "failed",
+              "scheduling_error": "failed", "upstream_failure": "blocked",
+              "upstream_scheduling_error": "blocked", "upstream_missing_dependency": "blocked",
+              "still_pending_ext": "blocked", "not_run": "blocked"}
+    tasks = {str(t): state for key, state in states.items() for t in sets.get(key, ())}
+    return RunOutcome(_exit_code(result.status, failures), result.status, failures, summary,
+                      tasks)

@@ -1,0 +1,150 @@
+"""CI stages: ``mlbuild stage <name>`` runs one stage of the release cycle, and nothing else.
+
+A stage is a test suite (pytest, with its own ``--junitxml``) or a task of the project
+(run through Luigi, with a JUnit test case per task, plus one per gate for the stages
+that gate accuracy). Stages are named in the ``[stages]`` section of luigi.cfg::
+
+    [stages]
+    train = TrainModel                   # a task family of the project
+    unit = tests:tests/unit              # a pytest path
+
+Every stage writes ``reports/junit/<stage>.xml`` and exits with the code of what went
+wrong (see :mod:`mlbuild.errors`): tests failed 11, gate failed 8, missing data 5, bad
+configuration 3, infrastructure 7 (store) or 10 (Docker, registry).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from mlbuild.errors import ConfigError, MlbuildError, TestsFailed
+from mlbuild.settings import reports_dir
+
+TESTS = "tests:"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    name: str
+    exit_code: int
+    junit: Path
+    summary: str
+
+
+def definitions() -> dict[str, str]:
+    import luigi.configuration
+
+    config = luigi.configuration.get_config()
+    if not config.has_section("stages"):
+        return {}
+    return dict(config.items("stages"))
+
+
+def definition(name: str) -> str:
+    stages = definitions()
+    if name not in stages:
+        known = ", ".join(stages) or "none"
+        raise ConfigError(f"There is no stage {name!r} in the [stages] section of luigi.cfg "
+                          f"(known: {known}).")
+    return stages[name]
+
+
+def junit_path(name: str) -> Path:
+    path = Path(reports_dir(), "junit", f"{name}.xml")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_tests(name: str, path: str, extra: list[str]) -> StageResult:
+    junit = junit_path(name)
+    command = [sys.executable, "-m", "pytest", "-q", path, f"--junitxml={junit}",
+               "-o", f"junit_suite_name={name}", *extra]
+    code = subprocess.run(command, check=False).returncode
+    # pytest: 0 passed, 1 some failed, 5 none collected; anything else is a crash.
+    exit_code = {0: 0, 1: TestsFailed.exit_code, 5: TestsFailed.exit_code}.get(
+        code, MlbuildError.exit_code)
+    verdict = {0: "passed", 1: "tests failed", 5: "no tests were collected"}.get(
+        code, f"pytest crashed (exit {code})")
+    return StageResult(name, exit_code, junit, f"stage {name}: {verdict}")
+
+
+def _task_junit(name: str, outcome, gate_report: Path | None) -> Path:
+    failures = {f.task: f for f in outcome.failures}
+    suite = ET.Element("testsuite", name=f"stage.{name}")
+    counts = {"tests": 0, "failures": 0, "skipped": 0}
+    for task, state in sorted(outcome.tasks.items()):
+        case = ET.SubElement(suite, "testcase", classname=f"stage.{name}", name=task)
+        counts["tests"] += 1
+        if state == "failed":
+            failure = failures.get(task)
+            message = failure.message if failure else "failed"
+            ET.SubElement(case, "failure", message=message.splitlines()[0][:500],
+                          type=failure.kind if failure else "failure").text = message
+            counts["failures"] += 1
+        elif state == "blocked":
+            ET.SubElement(case, "skipped", message="not run: an upstream task failed")
+            counts["skipped"] += 1
+        else:
+            ET.SubElement(case, "system-out").text = state
+    suites = ET.Element("testsuites")
+    suites.append(suite)
+    if gate_report is not None:  # the gates' own test cases, one per gate and slice
+        suites.append(ET.parse(gate_report).getroot())
+    suite.attrib.update({k: str(v) for k, v in counts.items()})
+    ET.indent(suites)
+    path = junit_path(name)
+    path.write_text(ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n")
+    return path
+
+
+def _gate_report(task, failed_report: Path | None, started: float) -> Path | None:
+    """The JUnit report of the stage's gates: from the store when the task is complete,
+    else the one a failing gate wrote in this run."""
+    from mlbuild.task import BuildTask
+
+    if isinstance(task, BuildTask) and "junit" in task.outputs and task.complete():
+        return task.fetch_outputs()["junit"]
+    if failed_report and failed_report.exists() and failed_report.stat().st_mtime >= started:
+        return failed_report
+    return None
+
+
+def run_task_stage(name: str, module: str, family: str, extra: list[str], workers: int = 1,
+                   failed_report: Path | None = None) -> StageResult:
+    import time
+
+    from rich.console import Console
+
+    from mlbuild.runner import project_task, run_task
+
+    started = time.time()
+    console = Console(stderr=True, highlight=False)
+    with project_task(module, family, extra) as task:
+        outcome = run_task(task, workers=workers, console=console)
+        gates = _gate_report(task, failed_report, started)
+    for failure in outcome.failures:
+        console.print(f"✗ {failure.task} ({failure.kind})\n{failure.traceback or failure.message}",
+                      markup=False, soft_wrap=True)
+    junit = _task_junit(name, outcome, gates)
+    return StageResult(name, outcome.exit_code, junit,
+                       f"stage {name}: {outcome.summary.splitlines()[-1]}")
+
+
+def run_stage(name: str, module: str, extra: list[str], workers: int = 1,
+              tier: str | None = None) -> StageResult:
+    target = definition(name)
+    if target.startswith(TESTS):
+        return run_tests(name, target.removeprefix(TESTS), extra)
+    report = None
+    if tier is not None:
+        extra = [*extra, "--tier", tier]
+        report = Path(reports_dir(), "accuracy", tier, "junit.xml")
+    elif name == "acceptance":
+        report = Path(reports_dir(), "acceptance", "junit.xml")
+    return run_task_stage(name, module, target, extra, workers, report)
+
+

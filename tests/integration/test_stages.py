@@ -1,0 +1,154 @@
+"""`mlbuild stage` for real — exit codes and JUnit files — and the Jenkinsfile it serves."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from mlbuild.errors import GateFailed, ImageError, StoreError, TestsFailed
+from mlbuild.jenkinsfile import read
+from tests.conftest import REPO, ok
+from tests.services import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _junit(project, stage: str) -> ET.Element:
+    return ET.parse(project.root / "reports" / "junit" / f"{stage}.xml").getroot()
+
+
+def _cases(root: ET.Element) -> dict[str, str]:
+    """testcase name -> passed / failure / skipped."""
+    result = {}
+    for case in root.iter("testcase"):
+        kind = "failure" if case.find("failure") is not None else (
+            "skipped" if case.find("skipped") is not None else "passed")
+        result[case.get("name")] = kind
+    return result
+
+
+def test_the_train_stage_runs_the_tasks_up_to_the_model(project):
+    result = ok(project.mlbuild("stage", "train"))
+    assert "exit code 0" in result.stdout
+    cases = _cases(_junit(project, "train"))
+    assert cases == {f"{t}()": "passed" for t in
+                     ("FetchData", "ValidateData", "SplitData", "TrainModel")}
+
+
+def test_the_fetch_test_data_stage(project):
+    ok(project.mlbuild("stage", "fetch-test-data"))
+    assert "SplitData()" in _cases(_junit(project, "fetch-test-data"))
+
+
+def test_a_failing_gate_fails_the_accuracy_stage_with_exit_8_and_junit_per_gate(built):
+    built.edit("configs/pipeline.toml", "min = 0.90", "min = 0.99")
+    result = built.mlbuild("stage", "accuracy", "--tier", "full")
+    assert result.returncode == GateFailed.exit_code, result.stderr
+    root = _junit(built, "accuracy")
+    cases = _cases(root)
+    assert cases["EvaluateAccuracy(tier=full)"] == "failure"
+    assert cases["accuracy >= 0.99 (confident)"] == "failure"
+    assert cases["macro_f1 >= 0.85 (point)"] == "passed"
+    failure = next(c for c in root.iter("testcase") if c.get("name").startswith("accuracy >="))
+    assert "misses the limit 0.99" in failure.find("failure").get("message")
+
+
+def test_the_accuracy_stage_passes_and_reports_its_gates(built):
+    ok(built.mlbuild("stage", "accuracy"))
+    cases = _cases(_junit(built, "accuracy"))
+    assert cases["EvaluateAccuracy(tier=fast)"] == "passed"
+    assert "accuracy >= 0.9 (confident)" in cases
+
+
+def _test_stage(project, body: str):
+    checks = project.root / "checks"
+    checks.mkdir()
+    (checks / "test_example.py").write_text(body)
+    project.edit("luigi.cfg", "unit = tests:tests/unit", "unit = tests:checks")
+    return project.mlbuild("stage", "unit")
+
+
+def test_a_test_stage_passes_with_pytest_junit(project):
+    result = _test_stage(project, "def test_ok():\n    assert 1 + 1 == 2\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _cases(_junit(project, "unit")) == {"test_ok": "passed"}
+
+
+def test_a_test_stage_with_a_failing_test_exits_11(project):
+    result = _test_stage(project, "def test_ok():\n    pass\n\n\ndef test_bad():\n"
+                                  "    assert 1 + 1 == 3\n")
+    assert result.returncode == TestsFailed.exit_code
+    assert _cases(_junit(project, "unit")) == {"test_ok": "passed", "test_bad": "failure"}
+
+
+def test_an_unreachable_store_is_an_infrastructure_exit_code(project, s3_env):
+    project.extra_env.update(s3_env, AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
+                             MLBUILD_STORE="s3://any/ml")
+    result = project.mlbuild("stage", "train", "--mlbuild-s3-max-attempts", "1")
+    assert result.returncode == StoreError.exit_code, result.stderr
+    assert "Cannot reach S3" in result.stderr
+    assert "failure" in _cases(_junit(project, "train")).values()
+
+
+def test_an_unreachable_docker_engine_fails_the_image_stage_with_exit_10(built):
+    built.extra_env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
+    result = built.mlbuild("stage", "image")
+    assert result.returncode == ImageError.exit_code, result.stderr
+    assert _cases(_junit(built, "image"))["BuildImage()"] == "failure"
+
+
+def test_an_unknown_stage_is_a_configuration_error(project):
+    result = project.mlbuild("stage", "deploy-to-mars")
+    assert result.returncode == 3 and "no stage 'deploy-to-mars'" in result.stderr
+
+
+# ------------------------------------------------------------------------- Jenkinsfile
+
+ORDER = ["train", "image", "unit", "integration", "acceptance", "fetch-test-data",
+         "accuracy --tier fast", "accuracy --tier full", "push"]
+
+
+def test_the_jenkinsfile_runs_the_stages_in_the_release_order():
+    stages = read(REPO / "Jenkinsfile")
+    called = [c.removeprefix("mlbuild stage ") for s in stages for c in s.commands
+              if c.startswith("mlbuild stage ")]
+    assert called == ORDER
+
+
+def test_every_jenkinsfile_step_is_a_make_target_or_a_known_stage():
+    makefile = (REPO / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][\w-]*):", makefile, re.MULTILINE))
+    config = (REPO / "luigi.cfg").read_text().split("[stages]")[1]
+    stages = set(re.findall(r"^([\w-]+)\s*=", config, re.MULTILINE))
+    for stage in read(REPO / "Jenkinsfile"):
+        for command in stage.commands:
+            words = command.split()
+            if words[0] == "make":
+                assert set(words[1:]) <= targets, command
+            else:
+                assert words[:2] == ["mlbuild", "stage"] and words[2] in stages, command
+
+
+def test_the_jenkinsfile_schedules_the_full_tier_and_deploys_only_from_main():
+    text = (REPO / "Jenkinsfile").read_text()
+    assert re.search(r"triggers\s*\{\s*(//[^\n]*\n\s*)*cron\(", text)
+    stages = {s.name: s for s in read(REPO / "Jenkinsfile")}
+    full, fast, push = stages["Accuracy (full)"], stages["Accuracy (fast)"], stages["Push"]
+    assert full.scheduled is True and set(full.branches) == {"main", "develop"}
+    assert fast.scheduled is False and not fast.branches
+    assert push.branches == ("main",)
+    assert "junit " in text and "reports/junit/*.xml" in text
+    assert "archiveArtifacts" in text and "models.lock" in text
+    assert "withCredentials" in text
+    assert not re.search(r"AKIA[0-9A-Z]{12}|aws_secret_access_key\s*=", text, re.IGNORECASE)
+
+
+def test_mlbuild_ci_follows_the_jenkinsfile(project):
+    (project.root / "Jenkinsfile").write_text((REPO / "Jenkinsfile").read_text())
+    dry = ok(project.mlbuild("ci", "--dry-run")).stdout.splitlines()
+    assert dry[0] == "== Setup: make install"
+    assert "== Accuracy (full): skipped on main" in dry
+    scheduled = ok(project.mlbuild("ci", "--dry-run", "--scheduled", "--branch", "develop")).stdout
+    assert "accuracy --tier full" in scheduled and "Push: skipped" in scheduled
