@@ -10,6 +10,7 @@ from mlbuild.errors import (
     MissingError,
     MlbuildError,
     StoreError,
+    TestsFailed,
 )
 from mlbuild.store import LocalCache, ObjectInfo, Store, open_store
 from mlbuild.task import BuildTask
@@ -28,5 +29,6 @@ __all__ = [
     "ObjectInfo",
     "Store",
     "StoreError",
+    "TestsFailed",
     "open_store",
 ]

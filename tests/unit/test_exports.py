@@ -26,6 +26,7 @@ PUBLIC = {
     "ObjectInfo",
     "Store",
     "StoreError",
+    "TestsFailed",
     "open_store",
 }
 
