@@ -57,10 +57,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="act as a timer-triggered run (the full accuracy tier)")
     ci.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
 
-    gc = sub.add_parser("gc", help="discard writes that never finished (killed uploads)")
+    gc = sub.add_parser(
+        "gc", help="remove results nothing needs: not reached from models.lock or the newest "
+                   "runs; and writes that never finished")
+    gc.add_argument("--keep-runs", type=int, default=5, metavar="N",
+                    help="keep what the newest N runs reached (default 5)")
     gc.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
-                    help="only writes begun this many hours ago or more (default 24)")
-    gc.add_argument("--dry-run", action="store_true", help="list them, discard nothing")
+                    help="unfinished writes begun this many hours ago or more (default 24)")
+    gc.add_argument("--lock", default="models.lock", help="path of the lock file")
+    gc.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
 
     accuracy = sub.add_parser("accuracy", help="accuracy test planning")
     accuracy_sub = accuracy.add_subparsers(dest="action", required=True)
@@ -205,19 +210,25 @@ def _ci(args, extra: list[str]) -> int:
 def _gc(args, extra: list[str]) -> int:
     from datetime import timedelta
 
+    from mlbuild import gc
+    from mlbuild.lockfile import LockFile
     from mlbuild.settings import store_uri
     from mlbuild.store import open_store
 
     store = open_store(store_uri())
-    stale = store.stale_writes(timedelta(hours=args.older_than))
-    for write in stale:
-        if not args.dry_run:
-            store.discard(write)
-        verb = "would discard" if args.dry_run else "discarded"
-        print(f"{verb} the unfinished write of {store.url(write.key)} "
-              f"(begun {write.started:%Y-%m-%d %H:%M:%S})")
-    print(f"{len(stale)} unfinished write(s) {'found' if args.dry_run else 'discarded'} in "
-          f"{store.uri}")
+    plan = gc.plan(store, LockFile.read(args.lock), args.keep_runs,
+                   timedelta(hours=args.older_than))
+    verb = "would remove" if args.dry_run else "removed"
+    for folder, files in sorted(plan.drop.items()):
+        print(f"{verb} {store.url(folder)}/ ({len(files)} object(s))")
+    for write in plan.stale:
+        print(f"{'would discard' if args.dry_run else 'discarded'} the unfinished write of "
+              f"{store.url(write.key)} (begun {write.started:%Y-%m-%d %H:%M:%S})")
+    if not args.dry_run:
+        gc.collect(store, plan)
+    print(f"{len(plan.drop)} result(s), {plan.drop_bytes} bytes, {verb}; {len(plan.keep)} kept; "
+          f"{len(plan.stale)} unfinished write(s) {'found' if args.dry_run else 'discarded'} "
+          f"in {store.uri}")
     return 0
 
 

@@ -1,0 +1,84 @@
+"""Garbage collection of the store: results that nothing needs any more.
+
+A result is kept when a chain of manifests reaches it (through their upstream
+fingerprints) from a root:
+
+* the models in models.lock: the task that trained each one (its ``fingerprint``);
+* the newest ``keep_runs`` runs: the newest results that no other result depends on.
+
+Everything else under ``<Family>/<fingerprint>/`` goes, manifest first, so an interrupted
+collection never leaves a partial result that looks complete. Published models
+(``models/``) are never collected: other branches' locks may name them. Unfinished
+writes older than ``older_than`` are discarded too (``Store.stale_writes``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from mlbuild.lockfile import LockFile
+from mlbuild.manifest import MANIFEST
+from mlbuild.store import StaleWrite, Store
+
+REGISTRY = "models/"
+
+
+@dataclass
+class Plan:
+    keep: set[str] = field(default_factory=set)          # result folders kept
+    drop: dict[str, list[str]] = field(default_factory=dict)  # folder -> its keys
+    drop_bytes: int = 0
+    stale: list[StaleWrite] = field(default_factory=list)
+
+
+def plan(store: Store, lock: LockFile, keep_runs: int, older_than: timedelta) -> Plan:
+    keys = [k for k in store.list("") if not k.startswith(REGISTRY)]
+    folders: dict[str, list[str]] = {}
+    for key in keys:
+        folder = key.rsplit("/", 1)[0]
+        folders.setdefault(folder, []).append(key)
+    manifests = {}
+    for folder, files in folders.items():
+        if f"{folder}/{MANIFEST}" in files:
+            manifests[folder] = json.loads(store.get_bytes(f"{folder}/{MANIFEST}"))
+    by_fingerprint = {m["fingerprint"]: folder for folder, m in manifests.items()}
+    upstream = {folder: [by_fingerprint[fp] for fp in m["inputs"].get("upstream", {}).values()
+                         if fp in by_fingerprint] for folder, m in manifests.items()}
+
+    needed = {u for ups in upstream.values() for u in ups}
+    tops = sorted((f for f in manifests if f not in needed),
+                  key=lambda f: manifests[f]["finished"], reverse=True)
+    roots = set(tops[:keep_runs])
+    roots |= {by_fingerprint[e.fingerprint] for e in lock.models.values()
+              if e.fingerprint in by_fingerprint}
+
+    result = Plan()
+    todo = list(roots)
+    while todo:
+        folder = todo.pop()
+        if folder not in result.keep:
+            result.keep.add(folder)
+            todo.extend(upstream.get(folder, []))
+    stale = store.stale_writes(older_than)
+    stale_keys = {s.key for s in stale}
+    for folder, files in folders.items():
+        if folder in result.keep:
+            continue
+        if folder not in manifests and not set(files) <= stale_keys:
+            # Outputs without a manifest: a run may be writing them right now.
+            continue
+        result.drop[folder] = sorted(files, key=lambda k: not k.endswith(MANIFEST))
+        outputs = manifests.get(folder, {}).get("outputs", {})
+        result.drop_bytes += sum(o["size"] for o in outputs.values())
+    result.stale = stale
+    return result
+
+
+def collect(store: Store, result: Plan) -> None:
+    for files in result.drop.values():
+        for key in files:  # the manifest first
+            store.delete(key)
+    for write in result.stale:
+        store.discard(write)
