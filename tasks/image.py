@@ -35,10 +35,60 @@ def _image_config():
     return load().image.resolved()
 
 
-class BuildImage(BuildTask):
+class _ImageTask(BuildTask):
+    """What both image builds share: a tag from the fingerprint, a hermetic build from a
+    context of files, OCI labels, and completeness that asks the engine."""
+
     outputs = {"image": "image.json"}
+    suffix = ""           # appended to the repository name
+    packages_in_image: tuple[str, ...] = ()
+
+    @property
+    def tag(self) -> str:
+        return f"{_image_config().repository}{self.suffix}:{self.fingerprint[:16]}"
+
+    def invalidation_reason(self):
+        from mlbuild import image
+
+        recorded = json.loads(self.store.get_bytes(f"{self.prefix}/image.json",
+                                                   self.read_manifest().outputs["image"].sha256))
+        if image.image_id(self.tag) == recorded["id"]:
+            return None
+        registry = _image_config().registry
+        repository, tag = self.tag.split(":")
+        if registry and image.registry_digest(registry, repository, tag):
+            return None
+        return f"the Docker engine no longer holds {self.tag} as {recorded['id'][:19]}"
+
+    def build_image(self, context: Path, output: Path, buildargs: dict[str, str],
+                    labels: dict[str, str]) -> dict[str, str]:
+        """Add the wheels to ``context``, build it, and record the image in ``output``."""
+        from mlbuild import image
+        from mlbuild.fingerprint import package_version
+        from mlbuild.manifest import python_version
+
+        config = _image_config()
+        image.download_wheels([f"{p}=={package_version(p)}" for p in self.packages_in_image],
+                              context / "wheels", wheel_cache_dir(),
+                              ".".join(python_version().split(".")[:2]))
+        labels = {"org.opencontainers.image.revision": git_commit() or "unknown",
+                  "org.opencontainers.image.source": config.source,
+                  "org.opencontainers.image.created": now(),
+                  "org.opencontainers.image.title": config.repository + self.suffix,
+                  "io.mlbuild.fingerprint": self.fingerprint, **labels}
+        image_id = image.build(context, self.tag, buildargs={"BASE": config.base, **buildargs},
+                               labels=labels, base=config.base)
+        shutil.rmtree(context)
+        record = {"tag": self.tag, "id": image_id, "base": config.base, "labels": labels}
+        output.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        return {"tag": self.tag, "id": image_id}
+
+
+class BuildImage(_ImageTask):
+    """The serving image: docker/Dockerfile.serve around the released model."""
+
     code_modules = ("tasks.inference", "mlbuild.image")
-    packages = IMAGE_PACKAGES
+    packages = packages_in_image = IMAGE_PACKAGES
 
     def requires(self):
         return {"model": TrainModel()}
@@ -56,29 +106,8 @@ class BuildImage(BuildTask):
     def data_digests(self):
         return {str(path): file_digest(path).sha256 for path in (DOCKERFILE, ENTRY_POINT)}
 
-    @property
-    def tag(self) -> str:
-        return f"{_image_config().repository}:{self.fingerprint[:16]}"
-
-    def invalidation_reason(self):
-        from mlbuild import image
-
-        recorded = json.loads(self.store.get_bytes(f"{self.prefix}/image.json",
-                                                   self.read_manifest().outputs["image"].sha256))
-        if image.image_id(self.tag) == recorded["id"]:
-            return None
-        config = _image_config()
-        repository, tag = self.tag.split(":")
-        if config.registry and image.registry_digest(config.registry, repository, tag):
-            return None
-        return f"the Docker engine no longer holds {self.tag} as {recorded['id'][:19]}"
-
     def build(self, inputs, outputs):
-        from mlbuild import image
-        from mlbuild.fingerprint import package_version
-        from mlbuild.manifest import python_version
-
-        config, publish = _image_config(), load().publish
+        publish = load().publish
         trained = self.upstream()["model"].read_manifest().outputs["model"].sha256
         entry = LockFile.read(publish.lockfile).entry(publish.model_name, publish.lockfile)
         if entry.sha256 != trained:
@@ -86,8 +115,8 @@ class BuildImage(BuildTask):
                 f"{publish.lockfile} releases model sha256 {entry.sha256}, but the pipeline "
                 f"trained {trained}. Hint: run the pipeline again; it rewrites the lock."
             )
-        cache = LocalCache(cache_dir())
-        model = cache.fetch(*locate(entry.uri, open_store(self.store.uri)), entry.sha256)
+        model = LocalCache(cache_dir()).fetch(*locate(entry.uri, open_store(self.store.uri)),
+                                              entry.sha256)
         context = outputs["image"].parent / "context"
         (context / "app").mkdir(parents=True)
         (context / "model").mkdir()
@@ -95,25 +124,9 @@ class BuildImage(BuildTask):
         shutil.copyfile(INFERENCE, context / "app" / "inference.py")
         shutil.copyfile(ENTRY_POINT, context / "app" / "serve.py")
         shutil.copyfile(model, context / "model" / "model.txt")
-        image.download_wheels([f"{p}=={package_version(p)}" for p in IMAGE_PACKAGES],
-                              context / "wheels", wheel_cache_dir(),
-                              ".".join(python_version().split(".")[:2]))
-        labels = {
-            "org.opencontainers.image.revision": git_commit() or "unknown",
-            "org.opencontainers.image.source": config.source,
-            "org.opencontainers.image.created": now(),
-            "org.opencontainers.image.title": config.repository,
-            "io.mlbuild.model.name": publish.model_name,
-            "io.mlbuild.model.sha256": entry.sha256,
-            "io.mlbuild.fingerprint": self.fingerprint,
-        }
-        image_id = image.build(context, self.tag, buildargs={"BASE": config.base,
-                                                               "MODEL_SHA256": entry.sha256},
-                               labels=labels, base=config.base)
-        shutil.rmtree(context)
-        record = {"tag": self.tag, "id": image_id, "base": config.base, "labels": labels}
-        outputs["image"].write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        return {"tag": self.tag, "id": image_id}
+        return self.build_image(context, outputs["image"], {"MODEL_SHA256": entry.sha256},
+                                {"io.mlbuild.model.name": publish.model_name,
+                                 "io.mlbuild.model.sha256": entry.sha256})
 
 
 TRAIN_DOCKERFILE = Path("docker/Dockerfile.train")
@@ -124,12 +137,12 @@ TRAIN_PACKAGES = ("luigi", "boto3", "docker", "pandas", "scikit-learn", "lightgb
 TRAIN_SOURCES = ("mlbuild", "tasks", "configs", "luigi.cfg")
 
 
-class BuildTrainingImage(BuildTask):
-    """The training image (docker/Dockerfile.train): the project to run any task in."""
+class BuildTrainingImage(_ImageTask):
+    """The training image (docker/Dockerfile.train): the project, to run any task in."""
 
-    outputs = {"image": "image.json"}
+    suffix = "-train"
     code_modules = ("mlbuild.image",)
-    packages = TRAIN_PACKAGES
+    packages = packages_in_image = TRAIN_PACKAGES
 
     def settings(self):
         image = _image_config()
@@ -144,28 +157,10 @@ class BuildTrainingImage(BuildTask):
                            ([Path(s)] if Path(s).is_file() else Path(s).rglob("*"))
                            if p.is_file() and "__pycache__" not in p.parts):
             digest.update(f"{path}\0{file_digest(path).sha256}\n".encode())
-        return {"project": digest.hexdigest(), str(TRAIN_DOCKERFILE):
-                file_digest(TRAIN_DOCKERFILE).sha256}
-
-    @property
-    def tag(self) -> str:
-        return f"{_image_config().repository}-train:{self.fingerprint[:16]}"
-
-    def invalidation_reason(self):
-        from mlbuild import image
-
-        recorded = json.loads(self.store.get_bytes(f"{self.prefix}/image.json",
-                                                   self.read_manifest().outputs["image"].sha256))
-        if image.image_id(self.tag) == recorded["id"]:
-            return None
-        return f"the Docker engine no longer holds {self.tag}"
+        return {"project": digest.hexdigest(),
+                str(TRAIN_DOCKERFILE): file_digest(TRAIN_DOCKERFILE).sha256}
 
     def build(self, inputs, outputs):
-        from mlbuild import image
-        from mlbuild.fingerprint import package_version
-        from mlbuild.manifest import python_version
-
-        config = _image_config()
         context = outputs["image"].parent / "context"
         project = context / "project"
         project.mkdir(parents=True)
@@ -176,19 +171,7 @@ class BuildTrainingImage(BuildTask):
                                 ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copyfile(source, project / source)
-        image.download_wheels([f"{p}=={package_version(p)}" for p in TRAIN_PACKAGES],
-                              context / "wheels", wheel_cache_dir(),
-                              ".".join(python_version().split(".")[:2]))
-        labels = {"org.opencontainers.image.revision": git_commit() or "unknown",
-                  "org.opencontainers.image.source": config.source,
-                  "org.opencontainers.image.created": now(),
-                  "io.mlbuild.fingerprint": self.fingerprint}
-        image_id = image.build(context, self.tag, buildargs={"BASE": config.base},
-                               labels=labels, base=config.base)
-        shutil.rmtree(context)
-        record = {"tag": self.tag, "id": image_id, "base": config.base, "labels": labels}
-        outputs["image"].write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        return {"tag": self.tag, "id": image_id}
+        return self.build_image(context, outputs["image"], {}, {})
 
 
 class AcceptanceTest(BuildTask):
