@@ -54,3 +54,23 @@ def read_failures(run_dir: str | os.PathLike) -> list[Failure]:
     # In the order they happened: the first failure is usually the cause of the others.
     files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
     return [Failure(**json.loads(p.read_text())) for p in files]
+
+
+BUILD_LOG_ENV = "MLBUILD_BUILD_LOG"
+
+
+def record_build(task: str, family: str, fingerprint: str) -> None:
+    """Append a line to the build log (``MLBUILD_BUILD_LOG``): which build ran, where.
+
+    Several workers may append to their own logs; together they show that each result
+    was built exactly once.
+    """
+    path = os.environ.get(BUILD_LOG_ENV)
+    if not path:
+        return
+    import socket
+
+    line = json.dumps({"task": task, "family": family, "fingerprint": fingerprint,
+                       "host": socket.gethostname(), "pid": os.getpid()})
+    with open(path, "a") as log:
+        log.write(line + "\n")

@@ -37,7 +37,7 @@ import luigi
 from mlbuild import fingerprint as fp
 from mlbuild.errors import BuildError, MlbuildError
 from mlbuild.manifest import MANIFEST, Manifest, OutputRecord, git_commit, host, now, python_version
-from mlbuild.runlog import record_failure
+from mlbuild.runlog import record_build, record_failure
 from mlbuild.settings import cache_dir, store_uri
 from mlbuild.store import LocalCache, Store, open_store
 
@@ -232,6 +232,7 @@ class BuildTask(luigi.Task):
             )
             # Last: from this moment the task is complete.
             self.store.put_bytes(manifest.to_json(), f"{self.prefix}/{MANIFEST}")
+            record_build(str(self), self.task_family, self.fingerprint)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

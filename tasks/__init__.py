@@ -17,6 +17,7 @@ from tasks.fetch import FetchData
 from tasks.image import AcceptanceTest, BuildImage, BuildTrainingImage, PushImage
 from tasks.publish import PublishModel
 from tasks.split import SplitData
+from tasks.sweep import TrainVariant
 from tasks.train import TrainModel
 from tasks.validate import ValidateData
 
@@ -48,5 +49,6 @@ __all__ = [
     "PushImage",
     "SplitData",
     "TrainModel",
+    "TrainVariant",
     "ValidateData",
 ]

@@ -55,6 +55,11 @@ class TrainConfig(Section):
     num_threads: int = Field(default=2, ge=1)
     #: LightGBM parameters, passed through
     params: dict[str, Scalar] = {}
+    #: a hyper-parameter sweep: each entry overrides `params` for one variant; TrainModel
+    #: then keeps the variant with the best validation accuracy (empty: no sweep)
+    sweep: list[dict[str, Scalar]] = []
+    #: the share of the training rows held out to compare the variants
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
 
 
 class PublishConfig(Section):

@@ -1,10 +1,18 @@
-"""TrainModel: LightGBM with the parameters of the pipeline config."""
+"""TrainModel: LightGBM with the parameters of the pipeline config.
+
+With a sweep configured ([train] sweep), it trains nothing itself: it keeps the variant
+(TrainVariant) with the best validation accuracy, the first one on a tie.
+"""
 
 from __future__ import annotations
+
+import json
+import shutil
 
 from mlbuild import BuildTask
 from tasks.config import load
 from tasks.split import SplitData
+from tasks.sweep import TrainVariant
 
 
 class TrainModel(BuildTask):
@@ -13,7 +21,8 @@ class TrainModel(BuildTask):
     packages = ("lightgbm", "pandas")
 
     def requires(self):
-        return {"split": SplitData()}
+        variants = range(len(load().train.sweep))
+        return {"split": SplitData(), **{f"variant{i}": TrainVariant(variant=i) for i in variants}}
 
     def settings(self):
         config = load()
@@ -23,5 +32,12 @@ class TrainModel(BuildTask):
         from tasks.training import train
 
         config = load()
+        if config.train.sweep:
+            scores = [json.loads(inputs[f"variant{i}"]["score"].read_text())
+                      for i in range(len(config.train.sweep))]
+            best = max(scores, key=lambda s: (s["validation_accuracy"], -s["variant"]))
+            shutil.copyfile(inputs[f"variant{best['variant']}"]["model"], outputs["model"])
+            return {"sweep": scores, "chosen": best["variant"]}
         train(inputs["split"]["train"], outputs["model"], config.schema_.label,
               dict(config.train.params), config.train.num_threads)
+        return None

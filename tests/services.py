@@ -135,6 +135,15 @@ def moto(port: int = MOTO_PORT, folder: Path = STATE, env: dict[str, str] | None
     return ServerProcess(name, argv, f"http://127.0.0.1:{port}", folder, env)
 
 
+def luigid(port: int, folder: Path) -> ServerProcess:
+    """Luigi's central scheduler on loopback."""
+    folder.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-c", "from luigi.cmdline import luigid; luigid()",
+            "--address", "127.0.0.1", "--port", str(port), "--logdir", str(folder),
+            "--state-path", str(folder / "state.pickle")]
+    return ServerProcess("luigid", argv, f"http://127.0.0.1:{port}/", folder)
+
+
 def docker_answers(url: str) -> bool:
     try:
         import docker
