@@ -152,3 +152,14 @@ def test_mlbuild_ci_follows_the_jenkinsfile(project):
     assert "== Accuracy (full): skipped on main" in dry
     scheduled = ok(project.mlbuild("ci", "--dry-run", "--scheduled", "--branch", "develop")).stdout
     assert "accuracy --tier full" in scheduled and "Push: skipped" in scheduled
+
+
+def test_the_acceptance_and_push_stages_with_a_real_engine_and_registry(built, docker_env):
+    built.extra_env.update(docker_env)
+    ok(built.mlbuild("stage", "image"))
+    ok(built.mlbuild("stage", "acceptance"))
+    cases = _cases(_junit(built, "acceptance"))
+    assert cases["AcceptanceTest()"] == "passed"
+    assert cases["accuracy >= 0.9 (confident)"] == "passed"  # the gates, inside the image
+    ok(built.mlbuild("stage", "push"))
+    assert _cases(_junit(built, "push"))["PushImage()"] == "passed"
