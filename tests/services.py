@@ -92,9 +92,11 @@ class ServerProcess:
         pid = self.pid()
         if pid is not None:
             self.resume()
-            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            # SIGTERM to the server alone, so that it can stop its own children (dockerd
+            # stops containerd and unmounts what it mounted); then the whole group.
+            for sig, wait, kill in ((signal.SIGTERM, 20, os.kill), (signal.SIGKILL, 5, os.killpg)):
                 try:
-                    os.killpg(pid, sig)
+                    kill(pid, sig)
                 except ProcessLookupError:
                     break
                 deadline = time.monotonic() + wait
