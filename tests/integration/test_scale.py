@@ -60,3 +60,50 @@ def test_three_workers_on_one_scheduler_build_each_result_once(project, s3_env, 
     ok(single.luigi("PublishModel", *SWEEP))
     lock = json.loads(project.lock.read_text())["models"]["digits"]
     assert lock["sha256"] == json.loads(single.lock.read_text())["models"]["digits"]["sha256"]
+
+
+def test_a_worker_killed_mid_task_hands_its_task_on(project, s3_env, bucket, tmp_path):
+    import os
+    import signal
+    import time
+
+    folder = tmp_path / "luigid"
+    folder.mkdir()
+    (folder / "scheduler.cfg").write_text(
+        "[scheduler]\nworker_disconnect_delay = 2\nretry_delay = 1\n")
+    scheduler = services.luigid(services.free_port(), folder)
+    scheduler.env["LUIGI_CONFIG_PATH"] = str(folder / "scheduler.cfg")
+    scheduler.start()
+    central = tmp_path / "central.cfg"
+    central.write_text(f"[core]\nlocal_scheduler = false\nscheduler_url = {scheduler.url}\n"
+                       "no_lock = true\n")
+    project.edit("configs/sweep.toml", "num_iterations = 100", "num_iterations = 300")
+    project.extra_env.update(s3_env, MLBUILD_STORE=f"s3://{bucket}/team",
+                             LUIGI_CONFIG_PATH=str(central))
+    command = [sys.executable, "-m", "luigi", "--module", "tasks", "PublishModel", *SWEEP,
+               "--worker-keep-alive", "--worker-wait-interval", "0.2"]
+    try:
+        ok(project.luigi("SplitData", *SWEEP))
+        doomed_cache = tmp_path / "cache-doomed"
+        doomed = subprocess.Popen(command, cwd=project.root, start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env={**project.env, "MLBUILD_CACHE": str(doomed_cache)})
+        deadline = time.monotonic() + 120
+        while not any((doomed_cache / "tmp").glob("TrainVariant-*")):
+            assert time.monotonic() < deadline, "the first worker never began a variant"
+            time.sleep(0.05)
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.wait()
+        survivor = subprocess.run(command, cwd=project.root, capture_output=True, text=True,
+                                  check=False,
+                                  timeout=600,
+                                  env={**project.env, "MLBUILD_CACHE": str(tmp_path / "cache")})
+    finally:
+        scheduler.stop()
+    assert survivor.returncode in (0, 24, 25), survivor.stderr[-3000:]
+
+    single = Project.copy_of(project.root, tmp_path / "single")
+    single.extra_env.clear()
+    ok(single.luigi("PublishModel", *SWEEP))
+    lock = json.loads(project.lock.read_text())["models"]["digits"]
+    assert lock["sha256"] == json.loads(single.lock.read_text())["models"]["digits"]["sha256"]
