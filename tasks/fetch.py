@@ -51,12 +51,12 @@ def _url_version(url: str) -> str:
     return f"{version};{headers.get('Content-Length', '')}"
 
 
-def _write_digits(dest: Path) -> None:
+def digits_frame():
+    """scikit-learn's handwritten digits as a table: pixel_0_0 … pixel_7_7 and label."""
     from sklearn.datasets import load_digits
 
     frame = load_digits(as_frame=True).frame.astype("int64")
-    frame = frame.rename(columns={"target": "label"})
-    frame.to_csv(dest, index=False)
+    return frame.rename(columns={"target": "label"})
 
 
 def synthetic_frame(rows: int, features: int, classes: int, seed: int):
@@ -111,7 +111,7 @@ class FetchData(BuildTask):
         data = load().data
         raw = outputs["raw"]
         if data.source == "builtin:digits":
-            _write_digits(raw)
+            digits_frame().to_csv(raw, index=False)
             sha256 = file_digest(raw).sha256
         elif data.source == "builtin:synthetic":
             s = data.synthetic

@@ -57,10 +57,9 @@ def _threshold(project):
 
 def _data_source(project):
     # The same digits, as a local file with the first row removed.
-    from sklearn.datasets import load_digits
+    from tasks.fetch import digits_frame
 
-    frame = load_digits(as_frame=True).frame.astype("int64").rename(columns={"target": "label"})
-    frame.iloc[1:].to_csv(project.root / "digits.csv", index=False)
+    digits_frame().iloc[1:].to_csv(project.root / "digits.csv", index=False)
     project.edit("configs/pipeline.toml", 'source = "builtin:digits"', 'source = "file://digits.csv"')
 
 

@@ -108,9 +108,9 @@ def test_models_verify_and_pull_from_s3_and_a_tampered_model_is_named(s3_project
 
 def test_an_s3_data_source_re_runs_the_pipeline_when_the_object_changes(s3_project):
     project, s3 = s3_project
-    from sklearn.datasets import load_digits
+    from tasks.fetch import digits_frame
 
-    frame = load_digits(as_frame=True).frame.astype("int64").rename(columns={"target": "label"})
+    frame = digits_frame()
     s3.client.put_object(Bucket=s3.bucket, Key="raw/digits.csv", Body=frame.to_csv(index=False))
     project.edit("configs/pipeline.toml", 'source = "builtin:digits"',
                  f'source = "s3://{s3.bucket}/raw/digits.csv"')

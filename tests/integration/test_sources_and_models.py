@@ -16,10 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def _digits_csv(rows: int | None = None) -> str:
-    from sklearn.datasets import load_digits
+    from tasks.fetch import digits_frame
 
-    frame = load_digits(as_frame=True).frame.astype("int64").rename(columns={"target": "label"})
-    return frame.iloc[:rows].to_csv(index=False)
+    return digits_frame().iloc[:rows].to_csv(index=False)
 
 
 @pytest.fixture
