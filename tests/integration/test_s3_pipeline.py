@@ -125,16 +125,30 @@ def test_an_s3_data_source_re_runs_the_pipeline_when_the_object_changes(s3_proje
                                     "EvaluateAccuracy", "PublishModel"}
 
 
-def test_two_workers_writing_the_same_results_at_once_leave_valid_results(s3_project):
+def test_two_workers_writing_the_same_results_at_once_leave_valid_results(s3_project, tmp_path):
     project, s3 = s3_project
     # Two machines, as far as Luigi knows: --no-lock lets the same command run twice here.
-    runs = [subprocess.Popen([sys.executable, "-m", "luigi", "--module", "tasks", "PublishModel",
-                              "--no-lock"],
-                             cwd=project.root, env=project.env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    # Their logs go to files (a pipe nobody reads would stop a worker once it is full), and
+    # a worker that hangs is made to print every thread's stack (faulthandler on SIGABRT).
+    env = {**project.env, "PYTHONFAULTHANDLER": "1"}
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    runs = []
+    for log in logs:
+        with open(log, "w") as stderr:
+            runs.append(subprocess.Popen([sys.executable, "-m", "luigi", "--module", "tasks",
+                                          "PublishModel", "--no-lock"], cwd=project.root,
+                                         env=env, stdout=subprocess.DEVNULL, stderr=stderr))
+    deadline = time.monotonic() + 300
     for run in runs:
-        _, err = run.communicate(timeout=300)
-        assert run.returncode == 0, err
+        try:
+            run.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for other in runs:
+                if other.poll() is None:
+                    other.send_signal(signal.SIGABRT)
+                    other.wait(timeout=30)
+    for run, log in zip(runs, logs):
+        assert run.returncode == 0, f"exit {run.returncode}:\n{log.read_text()[-20000:]}"
     for key in s3.list_keys():
         if key.endswith("/manifest.json"):
             folder = key.rsplit("/", 1)[0]
