@@ -1,6 +1,7 @@
 """mlbuild: continuous integration for machine-learning projects, as Luigi tasks."""
 
 from mlbuild.errors import (
+    BatchError,
     BuildError,
     ConfigError,
     DataError,
@@ -16,6 +17,7 @@ from mlbuild.store import LocalCache, ObjectInfo, Store, open_store
 from mlbuild.task import BuildTask
 
 __all__ = [
+    "BatchError",
     "BuildError",
     "BuildTask",
     "ConfigError",

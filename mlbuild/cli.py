@@ -8,10 +8,15 @@ import sys
 
 from mlbuild.errors import ERROR_KINDS, EXIT_USAGE, MlbuildError
 
+EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
+
+EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
+
 EXIT_CODES = "\n".join(
     ["exit codes:", "  0  success", f"  {EXIT_USAGE}  bad command line"]
     + [f"  {cls.exit_code}  {cls.kind}" + (" (or an unexpected crash)" if cls is MlbuildError else "")
        for cls in ERROR_KINDS]
+    + [f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a Batch job being waited for is terminated"]
 )
 
 
@@ -80,6 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--disagreement", type=float, metavar="PSI",
                       help="for a paired comparison with the released model: the share of rows "
                            "on which the two models disagree")
+
+    batch = sub.add_parser("batch", help="run one task as an AWS Batch job ([batch] in luigi.cfg)")
+    batch_sub = batch.add_subparsers(dest="action", required=True)
+    submit = batch_sub.add_parser(
+        "submit", parents=[module], epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="submit a task as a Batch job, follow its log, wait for its result",
+        description="Run one task as an AWS Batch job, as a worker does for the tasks in "
+                    "[batch] tasks: its upstream results must already be in the (S3) store. "
+                    "Task parameters follow the task, as for luigi (--variant 2).")
+    submit.add_argument("task", help="task family, e.g. TrainModel")
 
     models = sub.add_parser("models", help="the models in models.lock")
     models.add_argument("action", choices=["list", "verify", "pull"])
@@ -185,6 +201,28 @@ def _stage(args, extra: list[str]) -> int:
     return result.exit_code
 
 
+def _batch(args, extra: list[str]) -> int:
+    import luigi.task
+
+    from mlbuild import batch
+    from mlbuild.errors import MissingError
+    from mlbuild.runner import project_task
+
+    with project_task(args.module, args.task, extra) as task:
+        if task.complete():
+            print(f"{task} is already complete: {batch.manifest_url(task)}")
+            return 0
+        needed = luigi.task.flatten(task.requires()) + luigi.task.flatten(task.after())
+        missing = [str(t) for t in needed if not t.complete()]
+        if missing:
+            raise MissingError(f"{task} needs {', '.join(missing)}, not in the store yet. "
+                               f"Hint: run them first (`mlbuild run {missing[0].split('(')[0]}`), "
+                               f"or let a worker submit it (`[batch] tasks`).")
+        batch.run_on_batch(task)
+        print(f"{task}: built by AWS Batch job {batch.job_name(task)}: {batch.manifest_url(task)}")
+    return 0
+
+
 def _ci(args, extra: list[str]) -> int:
     import shlex
     import subprocess
@@ -237,12 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.command in ("models", "gc", "accuracy", "ci"):
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
     handler = {"run": _run, "status": _status, "models": _models, "gc": _gc,
-               "accuracy": _accuracy, "stage": _stage, "ci": _ci}[args.command]
+               "accuracy": _accuracy, "stage": _stage, "ci": _ci, "batch": _batch}[args.command]
     try:
         return handler(args, extra)
     except MlbuildError as exc:
         print(f"mlbuild: {exc.kind}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print("mlbuild: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ traceback and exits with the code of its kind::
     ├── GateFailed(AssertionError)    (8)  an accuracy gate did not pass
     ├── BuildError(RuntimeError)      (9)  a task broke its contract (e.g. a missing output)
     ├── ImageError(RuntimeError)     (10)  Docker engine, image build, container or registry
-    └── TestsFailed(AssertionError)  (11)  a test stage's tests failed
+    ├── TestsFailed(AssertionError)  (11)  a test stage's tests failed
+    └── BatchError(RuntimeError)     (12)  an AWS Batch job failed, or Batch refused it
 
 Each also inherits the builtin a caller would already catch, as scikit-learn does.
 """
@@ -77,6 +78,11 @@ class TestsFailed(MlbuildError, AssertionError):
     kind = "tests failed"
 
 
+class BatchError(MlbuildError, RuntimeError):
+    exit_code = 12
+    kind = "AWS Batch error"
+
+
 ERROR_KINDS: tuple[type[MlbuildError], ...] = (
     MlbuildError,
     ConfigError,
@@ -88,4 +94,5 @@ ERROR_KINDS: tuple[type[MlbuildError], ...] = (
     BuildError,
     ImageError,
     TestsFailed,
+    BatchError,
 )

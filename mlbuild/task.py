@@ -199,6 +199,11 @@ class BuildTask(luigi.Task):
         }
 
     def run(self) -> None:
+        from mlbuild import batch
+
+        if batch.runs_on_batch(self):
+            return batch.run_on_batch(self)
+        batch.check_expected(self)
         started = now()
         cache = LocalCache(cache_dir())
         inputs = {name: task.fetch_outputs(cache) for name, task in self.upstream().items()}

@@ -13,11 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests import services
+from tests.services import TEST_AWS
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("tasks", "configs", "docker", "luigi.cfg")
@@ -34,10 +36,14 @@ class Project:
         self.lock = root / "models.lock"
 
     @classmethod
-    def copy_of(cls, source: Path, dest: Path, with_state: bool = False) -> Project:
-        """Copy the project's files; ``with_state`` also copies its store, cache and lock."""
+    def copy_of(cls, source: Path, dest: Path, with_state: bool = False,
+                with_library: bool = False) -> Project:
+        """Copy the project's files; ``with_state`` also copies its store, cache and lock;
+        ``with_library`` the mlbuild package too (what the training image is built from)."""
         dest.mkdir(parents=True, exist_ok=True)
-        for name in PROJECT_FILES + ((".mlbuild", "models.lock") if with_state else ()):
+        extra = ((".mlbuild", "models.lock") if with_state else ()) + (
+            ("mlbuild",) if with_library else ())
+        for name in PROJECT_FILES + extra:
             src = source / name
             if src.is_dir():
                 shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -56,11 +62,12 @@ class Project:
         return subprocess.run(args, check=False, cwd=self.root, env=self.env, capture_output=True, text=True,
                               timeout=timeout)
 
-    def luigi(self, task: str = CORE, *args: str) -> subprocess.CompletedProcess:
-        return self.run(sys.executable, "-m", "luigi", "--module", "tasks", task, *args)
+    def luigi(self, task: str = CORE, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "luigi", "--module", "tasks", task, *args,
+                        timeout=timeout)
 
-    def mlbuild(self, *args: str) -> subprocess.CompletedProcess:
-        return self.run(sys.executable, "-m", "mlbuild.cli", *args)
+    def mlbuild(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "mlbuild.cli", *args, timeout=timeout)
 
     def edit(self, relpath: str, old: str, new: str) -> None:
         path = self.root / relpath
@@ -86,6 +93,14 @@ class Project:
         """Families of the tasks that wrote a manifest since the snapshot ``before``."""
         after = self.manifests()
         return {key.split("/")[0] for key, finished in after.items() if before.get(key) != finished}
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -114,14 +129,6 @@ def built(built_project, tmp_path) -> Project:
 
 
 # ------------------------------------------------------------------------------- S3
-
-#: Dummy credentials for the test server; tests check that they never leak.
-TEST_AWS = {
-    "AWS_ACCESS_KEY_ID": "AKIAMLBUILDTEST00001",
-    "AWS_SECRET_ACCESS_KEY": "mlbuild-test-secret-5b1f0c9e",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
 
 @pytest.fixture(scope="session")
 def s3_endpoint():

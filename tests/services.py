@@ -137,6 +137,50 @@ def moto(port: int = MOTO_PORT, folder: Path = STATE, env: dict[str, str] | None
     return ServerProcess(name, argv, f"http://127.0.0.1:{port}", folder, env)
 
 
+#: The AWS environment of the local services (dummy credentials; tests check they never leak).
+TEST_AWS = {
+    "AWS_ACCESS_KEY_ID": "AKIAMLBUILDTEST00001",
+    "AWS_SECRET_ACCESS_KEY": "mlbuild-test-secret-5b1f0c9e",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+#: What a Batch job needs to reach the local moto: ``[batch] environment`` for tests.
+BATCH_FORWARD = "AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION"
+BATCH_QUEUE = "mlbuild"
+
+
+def batch_moto(port: int = MOTO_PORT, folder: Path = STATE, docker_host: str | None = None,
+               name: str = "moto") -> ServerProcess:
+    """moto with Batch: each job runs as a real container in the engine at ``docker_host``,
+    on the host's network so that it reaches moto's S3 on loopback."""
+    env = {"DOCKER_HOST": docker_host or docker_url(), "MOTO_DOCKER_NETWORK_MODE": "host"}
+    return moto(port, folder, env, name)
+
+
+def create_batch_queue(endpoint: str, queue: str = BATCH_QUEUE) -> None:
+    """An UNMANAGED compute environment and the job queue ``queue`` (kept when there)."""
+    import boto3
+
+    def client(service: str):
+        return boto3.client(service, endpoint_url=endpoint, region_name=TEST_AWS["AWS_DEFAULT_REGION"],
+                            aws_access_key_id=TEST_AWS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=TEST_AWS["AWS_SECRET_ACCESS_KEY"])
+
+    batch = client("batch")
+    if batch.describe_job_queues(jobQueues=[queue])["jobQueues"]:
+        return
+    iam = client("iam")
+    try:
+        role = iam.get_role(RoleName="mlbuild-batch")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName="mlbuild-batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    environment = batch.create_compute_environment(
+        computeEnvironmentName=f"{queue}-local", type="UNMANAGED", state="ENABLED",
+        serviceRole=role)["computeEnvironmentArn"]
+    batch.create_job_queue(jobQueueName=queue, state="ENABLED", priority=1,
+                           computeEnvironmentOrder=[{"order": 1,
+                                                     "computeEnvironment": environment}])
+
+
 def luigid(port: int, folder: Path) -> ServerProcess:
     """Luigi's central scheduler on loopback."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -237,10 +281,12 @@ def build_base_image(url: str) -> None:
 
 
 def start_all() -> None:
-    moto().start()
-    print(f"moto: up at {moto().url}")
     url = start_docker()
     print(f"docker: up at {url}")
+    server = batch_moto(docker_host=url)
+    server.start()
+    create_batch_queue(server.url)
+    print(f"moto: up at {server.url} (S3; Batch, job queue {BATCH_QUEUE!r}, jobs run in {url})")
     if not shutil.which("docker-registry"):
         apt_install("docker-registry")
     registry().start()

@@ -13,6 +13,7 @@ from mlbuild import errors
 from mlbuild.errors import ERROR_KINDS, EXIT_OK, EXIT_USAGE, MlbuildError
 
 PUBLIC = {
+    "BatchError",
     "BuildError",
     "BuildTask",
     "ConfigError",

@@ -1,0 +1,137 @@
+"""Benchmark: the overhead of running a trivial task as an AWS Batch job.
+
+    python benchmarks/batch_roundtrip.py [--repeat 3]
+
+The task is FetchData of the built-in digits (well under a second of work). Each mode runs
+it as a whole process into a fresh S3 prefix of moto's server, and the modes are
+interleaved round by round:
+
+* local: ``luigi --module tasks FetchData`` in this process's machine;
+* docker run: the same command in the training image, started with the Docker SDK (the
+  plain alternative: a container without Batch);
+* Batch, fast polling: ``mlbuild batch submit FetchData`` with polls every 0.2-1 s;
+* Batch, default polling: the same with the default 1-30 s backoff.
+
+Batch here is moto server's, which runs each job as a container of the local engine and
+moves a job through its states in 0.5 s steps; on AWS, scheduling and placement add
+seconds to minutes. Needs `make services` (moto with Batch, the Docker engine, the base
+image). Every run is checked to have written FetchData's manifest. Figures are printed,
+never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import services
+
+PROJECT = ("mlbuild", "tasks", "configs", "docker", "luigi.cfg")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    import boto3
+
+    import docker
+
+    docker_host = services.start_docker()
+    services.build_base_image(docker_host)
+    endpoint = services.moto().url
+    if not services.answers(endpoint):
+        print(f"moto is not running at {endpoint}: run `make services` first", file=sys.stderr)
+        return 1
+    services.create_batch_queue(endpoint)
+    aws = {**services.TEST_AWS, "AWS_ENDPOINT_URL": endpoint}
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=aws["AWS_DEFAULT_REGION"],
+                      aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
+    bucket = f"bench-batch-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+
+    with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
+        project = Path(tmp)
+        for name in PROJECT:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copyfile(source, project / name)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBUILD_", "LUIGI_"))}
+        env.update(aws, PYTHONPATH=str(project), DOCKER_HOST=docker_host,
+                   MLBUILD_IMAGE_BASE=os.environ.get("MLBUILD_IMAGE_BASE", services.BASE_IMAGE))
+        print("building the training image (not timed) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "BuildTrainingImage"],
+                       cwd=project, env=env, check=True, capture_output=True)
+        import json
+
+        image = json.loads(next(project.glob(".mlbuild/store/BuildTrainingImage/*/image.json"))
+                           .read_text())["tag"]
+        engine = docker.DockerClient(base_url=docker_host)
+        forward = ["--batch-environment", services.BATCH_FORWARD]
+
+        def store(mode: str, i: int) -> str:
+            return f"s3://{bucket}/{mode}-{i}"
+
+        def local(prefix: str) -> None:
+            subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "FetchData"],
+                           cwd=project, env={**env, "MLBUILD_STORE": prefix}, check=True,
+                           capture_output=True)
+
+        def docker_run(prefix: str) -> None:
+            engine.containers.run(image, ["FetchData"], environment={**aws, "MLBUILD_STORE": prefix},
+                                  network_mode="host", remove=True)
+
+        def on_batch(poll: list[str]):
+            def run(prefix: str) -> None:
+                subprocess.run([sys.executable, "-m", "mlbuild.cli", "batch", "submit", "FetchData",
+                                *forward, *poll], cwd=project, check=True, capture_output=True,
+                               env={**env, "MLBUILD_STORE": prefix, "MLBUILD_BATCH_IMAGE": image})
+            return run
+
+        modes = {
+            "local `luigi --module tasks FetchData`": local,
+            "plain `docker run <image> FetchData`": docker_run,
+            "mlbuild -> Batch, poll 0.2-1 s": on_batch(["--batch-poll-min-s", "0.2",
+                                                        "--batch-poll-max-s", "1"]),
+            "mlbuild -> Batch, default poll 1-30 s": on_batch([]),
+        }
+        times: dict[str, list[float]] = {mode: [] for mode in modes}
+        for i in range(args.repeat):
+            for n, (mode, run) in enumerate(modes.items()):
+                prefix = store(f"m{n}", i)
+                start = time.perf_counter()
+                run(prefix)
+                times[mode].append(time.perf_counter() - start)
+                listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix.split("/", 3)[3] + "/")
+                if not any(o["Key"].endswith("/manifest.json") for o in listed.get("Contents", [])):
+                    print(f"{mode}: no FetchData manifest in {prefix}", file=sys.stderr)
+                    return 1
+
+    baseline = statistics.median(next(iter(times.values())))
+    print(f"\nFetchData of the digits, whole process, {args.repeat} round(s), medians:\n")
+    print(f"| {'mode':<40} | {'median':>8} | {'vs local':>9} |")
+    print(f"| {'-' * 40} | {'-' * 8:>8} | {'-' * 9:>9} |")
+    for mode, values in times.items():
+        median = statistics.median(values)
+        delta = "—" if median == baseline else f"{median - baseline:+.2f} s"
+        print(f"| {mode:<40} | {median:>6.2f} s | {delta:>9} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

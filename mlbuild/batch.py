@@ -1,0 +1,483 @@
+"""Run chosen tasks as AWS Batch jobs instead of in the local worker.
+
+With ``[batch] tasks = TrainModel`` (or ``MLBUILD_BATCH_TASKS=TrainModel``), a worker that
+reaches TrainModel does not build it: it registers (or reuses) the job definition in
+``configs/batch/``, submits a job that runs ``luigi --module tasks TrainModel <params>`` in
+the training image against the same S3 store, prints the job's status changes and log
+lines as they come, and is done when the job's manifest is in the store. Everything else
+(fingerprints, the store, resuming) is unchanged: the job is an ordinary worker that
+builds one task, and a finished job's result is found like any other.
+
+Inside a job (``AWS_BATCH_JOB_ID`` is set by Batch) tasks always build locally, so a job
+never submits itself again. The job checks that it computes the fingerprint the worker
+asked for (``MLBUILD_BATCH_EXPECT``): an image with other code fails at once instead of
+training a model nobody waits for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import luigi
+import luigi.task_register
+
+from mlbuild.errors import BatchError, ConfigError
+from mlbuild.manifest import MANIFEST
+from mlbuild.settings import store_uri
+
+#: Set by AWS Batch in every job's container.
+JOB_ID_ENV = "AWS_BATCH_JOB_ID"
+#: "<task_id> <fingerprint>": what the submitting worker expects the job to build.
+EXPECT_ENV = "MLBUILD_BATCH_EXPECT"
+#: Tag of a job definition revision: the sha256 of the request that registered it.
+SPEC_TAG = "mlbuild:spec-sha256"
+FINISHED = ("SUCCEEDED", "FAILED")
+UNFINISHED = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+LOG_TAIL = 40
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+#: The last line of a Python traceback: "package.module.SomeError: message".
+ERROR_LINE = re.compile(r"\b([A-Za-z_][\w.]*(?:Error|Exception|Failed|Interrupt)\b:.*)$")
+
+
+class batch(luigi.Config):  # lower case: the section name in luigi.cfg
+    tasks = luigi.Parameter(
+        default="", description="Task families to run as AWS Batch jobs (comma or space "
+        "separated). MLBUILD_BATCH_TASKS overrides.")
+    job_definition = luigi.Parameter(
+        default="configs/batch/train.json",
+        description="A RegisterJobDefinition request, as JSON (relative to the project).")
+    job_queue = luigi.Parameter(default="mlbuild", description="The job queue. "
+                                "MLBUILD_BATCH_QUEUE overrides.")
+    image = luigi.Parameter(default="", description="The job's image, instead of the file's. "
+                            "MLBUILD_BATCH_IMAGE overrides.")
+    vcpus = luigi.FloatParameter(default=0, description="vCPUs per job (0: the file's).")
+    memory_mb = luigi.IntParameter(default=0, description="Memory per job in MiB (0: the file's).")
+    timeout_s = luigi.IntParameter(default=0, description="Seconds an attempt may run, at "
+                                   "least 60 (0: the file's, else no limit).")
+    attempts = luigi.IntParameter(default=0, description="Attempts per job, 1-10 (0: the file's).")
+    environment = luigi.Parameter(
+        default="", description="Names of environment variables passed on to the job, when "
+        "set (e.g. AWS_ENDPOINT_URL). MLBUILD_STORE is always passed.")
+    endpoint_url = luigi.Parameter(default="", description="Batch and CloudWatch Logs "
+                                   "endpoint; empty: AWS_ENDPOINT_URL or AWS. "
+                                   "MLBUILD_BATCH_ENDPOINT_URL overrides.")
+    poll_min_s = luigi.FloatParameter(default=1.0, description="First wait between polls.")
+    poll_max_s = luigi.FloatParameter(default=30.0, description="Longest wait between polls.")
+    max_wait_s = luigi.FloatParameter(default=0, description="Give up (and terminate the job) "
+                                      "after this many seconds; 0: wait as long as it runs.")
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    tasks: frozenset[str]
+    job_definition: Path
+    job_queue: str
+    image: str = ""
+    vcpus: float = 0
+    memory_mb: int = 0
+    timeout_s: int = 0
+    attempts: int = 0
+    environment: tuple[str, ...] = ()
+    endpoint_url: str = ""
+    poll_min_s: float = 1.0
+    poll_max_s: float = 30.0
+    max_wait_s: float = 0
+
+    @classmethod
+    def load(cls) -> BatchSettings:
+        config = batch()
+        env = os.environ.get
+        return cls(
+            tasks=frozenset(_names(env("MLBUILD_BATCH_TASKS", config.tasks))),
+            job_definition=Path(config.job_definition),
+            job_queue=env("MLBUILD_BATCH_QUEUE") or config.job_queue,
+            image=env("MLBUILD_BATCH_IMAGE") or config.image,
+            vcpus=config.vcpus, memory_mb=config.memory_mb, timeout_s=config.timeout_s,
+            attempts=config.attempts, environment=tuple(_names(config.environment)),
+            endpoint_url=env("MLBUILD_BATCH_ENDPOINT_URL") or config.endpoint_url,
+            poll_min_s=config.poll_min_s, poll_max_s=config.poll_max_s,
+            max_wait_s=config.max_wait_s,
+        )
+
+
+def _names(text: str) -> list[str]:
+    return [n for n in re.split(r"[,\s]+", text) if n]
+
+
+# ------------------------------------------------------------------ which tasks, checks
+
+
+def runs_on_batch(task: luigi.Task, settings: BatchSettings | None = None) -> bool:
+    """Whether this worker hands ``task`` to Batch (never inside a Batch job)."""
+    if os.environ.get(JOB_ID_ENV):
+        return False
+    return task.task_family in (settings or BatchSettings.load()).tasks
+
+
+def check_expected(task) -> None:
+    """Inside a job: refuse to build anything but what the submitting worker expects."""
+    expected = os.environ.get(EXPECT_ENV, "").split()
+    if len(expected) == 2 and expected[0] == task.task_id and expected[1] != task.fingerprint:
+        raise ConfigError(
+            f"This job computes fingerprint {task.fingerprint} for {task}, but the worker that "
+            f"submitted it expects {expected[1]}: the job's image holds other code, "
+            "configuration or packages. Hint: build and push the training image from this "
+            "checkout (`make train-image`) and name it in [batch] image."
+        )
+
+
+# ------------------------------------------------------------------ the job definition
+
+
+def job_definition_request(settings: BatchSettings) -> dict[str, Any]:
+    """The RegisterJobDefinition request: the JSON file with the settings applied."""
+    path = settings.job_definition
+
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"{path}: {what}. Hint: see configs/batch/train.json and "
+                           "[batch] in luigi.cfg.")
+
+    try:
+        request = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise bad("no such file ([batch] job_definition names it)") from None
+    except (OSError, ValueError) as exc:
+        raise bad(f"not a JSON file ({exc})") from None
+    if not isinstance(request, dict):
+        raise bad("must be a JSON object (a RegisterJobDefinition request)")
+    name = request.get("jobDefinitionName")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise bad(f"jobDefinitionName {name!r} must be 1-128 letters, digits, - or _")
+    if request.get("type", "container") != "container":
+        raise bad(f"type {request.get('type')!r}: only container jobs are supported")
+    container = request.get("containerProperties")
+    if not isinstance(container, dict):
+        raise bad("containerProperties must be an object")
+    command = container.get("command", [])
+    if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+        raise bad("containerProperties.command must be a list of strings (the prefix of "
+                  "the task's command line)")
+    request = json.loads(json.dumps(request))  # a copy to apply the settings to
+    request["type"] = "container"
+    container = request["containerProperties"]
+    if settings.image:
+        container["image"] = settings.image
+    if not container.get("image"):
+        raise bad("no image: set containerProperties.image or [batch] image")
+    resources = {r.get("type"): r for r in container.get("resourceRequirements", [])}
+    for kind, value in (("VCPU", settings.vcpus), ("MEMORY", settings.memory_mb)):
+        if value:
+            resources[kind] = {"type": kind, "value": f"{value:g}"}
+    if resources:
+        container["resourceRequirements"] = list(resources.values())
+    if settings.timeout_s:
+        request["timeout"] = {"attemptDurationSeconds": settings.timeout_s}
+    if settings.attempts:
+        request.setdefault("retryStrategy", {})["attempts"] = settings.attempts
+    timeout = request.get("timeout", {}).get("attemptDurationSeconds")
+    if timeout is not None and (not isinstance(timeout, int) or timeout < 60):
+        raise bad(f"a timeout of {timeout!r} s: Batch needs at least 60")
+    attempts = request.get("retryStrategy", {}).get("attempts")
+    if attempts is not None and (not isinstance(attempts, int) or not 1 <= attempts <= 10):
+        raise bad(f"{attempts!r} attempts: Batch allows 1 to 10")
+    return request
+
+
+def spec_digest(request: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+def ensure_job_definition(client, request: dict[str, Any]) -> str:
+    """The ARN of the ACTIVE revision registered from exactly ``request``, else a new one."""
+    digest = spec_digest(request)
+    pages = client.get_paginator("describe_job_definitions").paginate(
+        jobDefinitionName=request["jobDefinitionName"], status="ACTIVE")
+    for page in pages:
+        for revision in page["jobDefinitions"]:
+            if (revision.get("tags") or {}).get(SPEC_TAG) == digest:
+                return revision["jobDefinitionArn"]
+    tags = {**request.get("tags", {}), SPEC_TAG: digest}
+    return client.register_job_definition(**{**request, "tags": tags})["jobDefinitionArn"]
+
+
+# ------------------------------------------------------------------ the job
+
+
+def job_name(task) -> str:
+    """One name per result: a second worker finds the job a first one submitted."""
+    return f"{task.task_family}-{task.fingerprint[:16]}"
+
+
+def _flag(section: str, name: str) -> str:
+    return f"--{section}-{name}".replace("_", "-") if section else f"--{name}".replace("_", "-")
+
+
+def _params_args(obj, section: str = "") -> list[str]:
+    args: list[str] = []
+    params = dict(obj.get_params())
+    for name, value in obj.to_str_params(only_significant=True, only_public=True).items():
+        if isinstance(params[name], luigi.BoolParameter):
+            if value == "True":
+                args.append(_flag(section, name))
+            elif params[name]._default is True:
+                raise ConfigError(f"{_flag(section, name)} is true by default and cannot be "
+                                  "turned off on a job's command line.")
+        else:
+            args += [_flag(section, name), value]
+    return args
+
+
+def project_config_args(task) -> list[str]:
+    """The project's own Luigi config sections (e.g. ``[pipeline] config``), as flags.
+
+    They travel with the job so that it sees what this worker sees, also when a value came
+    from the worker's command line. mlbuild's and Luigi's sections stay behind: the store
+    is passed in the environment, the rest belongs to each worker.
+    """
+    package = type(task).__module__.split(".")[0]
+    args: list[str] = []
+    for cls in luigi.task_register.Register._get_reg().values():
+        if (isinstance(cls, type) and issubclass(cls, luigi.Config)
+                and cls.__module__.split(".")[0] == package):
+            args += _params_args(cls(), cls.get_task_family())
+    return args
+
+
+def job_command(task, prefix: list[str]) -> list[str]:
+    return [*prefix, task.task_family, *_params_args(task), *project_config_args(task),
+            "--local-scheduler", "--log-level", "INFO"]
+
+
+def job_environment(task, settings: BatchSettings) -> list[dict[str, str]]:
+    store = store_uri()
+    if not store.startswith("s3://"):
+        raise ConfigError(
+            f"{task.task_family} is to run on AWS Batch ([batch] tasks), but the store is "
+            f"{store!r}, which a job cannot reach. Hint: set MLBUILD_STORE=s3://bucket/prefix."
+        )
+    env = {"MLBUILD_STORE": store, EXPECT_ENV: f"{task.task_id} {task.fingerprint}"}
+    env.update({name: os.environ[name] for name in settings.environment if name in os.environ})
+    return [{"name": k, "value": v} for k, v in env.items()]
+
+
+# ------------------------------------------------------------------ talking to Batch
+
+
+class BatchClient:
+    """boto3's Batch and CloudWatch Logs clients, with their errors made mlbuild's."""
+
+    def __init__(self, settings: BatchSettings):
+        import boto3
+        from botocore.config import Config
+
+        config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10,
+                        read_timeout=60)
+        endpoint = settings.endpoint_url or None
+        self.where = endpoint or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        self.queue = settings.job_queue
+        try:
+            self.batch = boto3.client("batch", endpoint_url=endpoint, config=config)
+            self.logs = boto3.client("logs", endpoint_url=endpoint, config=config)
+        except Exception as exc:  # noqa: BLE001 - e.g. no region configured
+            raise BatchError(f"Cannot set up the AWS Batch client: {exc}. Hint: set "
+                             "AWS_DEFAULT_REGION.") from None
+
+    def call(self, what: str, function: Callable[..., Any], *args, **kwargs) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return function(*args, **kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise BatchError(
+                f"AWS Batch at {self.where} refused to {what}: "
+                f"{error.get('Code', '?')}: {error.get('Message', exc)}. Hint: check that "
+                f"job queue {self.queue!r} exists ([batch] job_queue) and the credentials "
+                "may use it."
+            ) from None
+        except BotoCoreError as exc:
+            raise BatchError(f"Cannot {what}: AWS Batch at {self.where} did not answer: "
+                             f"{exc}. Hint: check [batch] endpoint_url and the network.") from None
+
+    def unfinished_job(self, name: str) -> str | None:
+        for job in self.jobs_named(name):
+            if job["status"] in UNFINISHED:
+                return job["jobId"]
+        return None
+
+    def jobs_named(self, name: str) -> list[dict[str, Any]]:
+        # With a filter, ListJobs returns jobs of every status.
+        pages = self.batch.get_paginator("list_jobs").paginate(
+            jobQueue=self.queue, filters=[{"name": "JOB_NAME", "values": [name]}])
+        return self.call("list its jobs", lambda: [j for p in pages for j in p["jobSummaryList"]])
+
+    def describe(self, job_id: str) -> dict[str, Any]:
+        jobs = self.call("describe a job", self.batch.describe_jobs, jobs=[job_id])["jobs"]
+        if not jobs:
+            raise BatchError(f"AWS Batch at {self.where} no longer knows job {job_id}.")
+        return jobs[0]
+
+    def log_events(self, group: str, stream: str, token: str | None) -> tuple[list[str], str | None]:
+        """New lines of a log stream since ``token``; none while the stream does not exist."""
+        kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+        if token:
+            kwargs["nextToken"] = token
+        try:
+            reply = self.logs.get_log_events(**kwargs)
+        except self.logs.exceptions.ResourceNotFoundException:
+            return [], token
+        return [e["message"] for e in reply["events"]], reply.get("nextForwardToken", token)
+
+
+def _latest_container(job: dict[str, Any], key: str) -> Any:
+    """A container field of the latest attempt, else of the job."""
+    for source in (*(a.get("container", {}) for a in reversed(job.get("attempts") or [])),
+                   job.get("container", {})):
+        if source.get(key) is not None:
+            return source[key]
+    return None
+
+
+@dataclass
+class JobLog:
+    """The job's log lines: printed as they come, the last ones kept for a failure."""
+
+    group: str
+    prefix: str
+    stream: str | None = None
+    token: str | None = None
+    tail: list[str] = field(default_factory=list)
+
+    def follow(self, client: BatchClient, job: dict[str, Any]) -> int:
+        stream = _latest_container(job, "logStreamName")
+        if not stream:
+            return 0
+        if stream != self.stream:  # a new attempt writes a new stream
+            self.stream, self.token, self.tail = stream, None, []
+        total = 0
+        while True:
+            lines, token = client.log_events(self.group, stream, self.token)
+            for line in lines:
+                print(f"{self.prefix} {line}", file=sys.stderr, flush=True)
+            self.tail = (self.tail + lines)[-LOG_TAIL:]
+            total += len(lines)
+            if not lines or token == self.token:
+                self.token = token
+                return total
+            self.token = token
+
+
+def failure_message(job: dict[str, Any], tail: list[str], exit_code: int | None,
+                    image: str, queue: str) -> str:
+    attempts = len(job.get("attempts") or [])
+    lines = [f"AWS Batch job {job['jobName']} ({job['jobId']}) {job['status']}"
+             + (f" after {attempts} attempts" if attempts > 1 else "") + "."]
+    reason = job.get("statusReason")
+    lines.append(f"Status reason: {reason}." if reason else "Batch gave no status reason.")
+    if exit_code is None and not tail:
+        lines.append(f"No container ran. Hint: check that image {image!r} exists where the "
+                     f"compute environment can pull it, and that job queue {queue!r} has a "
+                     "VALID, ENABLED compute environment.")
+        return "\n".join(lines)
+    if exit_code is not None:
+        lines.append(f"The container exited with code {exit_code}.")
+    errors = [m.group(1) for m in map(ERROR_LINE.search, tail) if m]
+    if errors:
+        lines.append(f"The container's error: {errors[-1]}")
+    if tail:
+        lines.append(f"Its last {len(tail)} log line(s):")
+        lines += [f"  {line}" for line in tail]
+    return "\n".join(lines)
+
+
+def next_delay(delay: float, changed: bool, settings: BatchSettings) -> float:
+    """Backoff: short after a change, doubling while nothing happens, up to the longest."""
+    return settings.poll_min_s if changed else min(delay * 2, settings.poll_max_s)
+
+
+def run_on_batch(task, settings: BatchSettings | None = None) -> None:
+    """Build ``task`` as a Batch job; return once its manifest is in the store."""
+    settings = settings or BatchSettings.load()
+    request = job_definition_request(settings)
+    environment = job_environment(task, settings)
+    client = BatchClient(settings)
+    name = job_name(task)
+    prefix = f"[batch {name}]"
+    definition = client.call("register the job definition", ensure_job_definition,
+                             client.batch, request)
+    job_id = client.unfinished_job(name)
+    if job_id:
+        print(f"{prefix} attaching to job {job_id}, submitted earlier", file=sys.stderr,
+              flush=True)
+    else:
+        command = job_command(task, request["containerProperties"].get("command", []))
+        job_id = client.call(
+            "submit the job", client.batch.submit_job, jobName=name, jobQueue=settings.job_queue,
+            jobDefinition=definition,
+            containerOverrides={"command": command, "environment": environment})["jobId"]
+        print(f"{prefix} submitted job {job_id} to {settings.job_queue}: {' '.join(command)}",
+              file=sys.stderr, flush=True)
+    try:
+        job, tail = _wait(client, job_id, request, settings, prefix)
+    except BaseException:
+        _terminate(client, job_id, "The mlbuild worker waiting for it stopped")
+        raise
+    if job["status"] == "FAILED":
+        exit_code = _latest_container(job, "exitCode")
+        if exit_code is None:  # some APIs give it only in the job's summary
+            summary = next((j for j in client.jobs_named(name) if j["jobId"] == job_id), {})
+            exit_code = summary.get("container", {}).get("exitCode")
+        raise BatchError(failure_message(job, tail, exit_code,
+                                         request["containerProperties"]["image"],
+                                         settings.job_queue))
+    if not task.output().exists():
+        raise BatchError(f"AWS Batch job {name} ({job_id}) SUCCEEDED but wrote no manifest "
+                         f"for {task} at {manifest_url(task)}. Hint: the job's command "
+                         "must build that task; see its log above.")
+
+
+def manifest_url(task) -> str:
+    return task.store.url(f"{task.prefix}/{MANIFEST}")
+
+
+def _wait(client: BatchClient, job_id: str, request: dict[str, Any], settings: BatchSettings,
+          prefix: str) -> tuple[dict[str, Any], list[str]]:
+    options = request["containerProperties"].get("logConfiguration", {}).get("options", {})
+    log = JobLog(options.get("awslogs-group", "/aws/batch/job"), prefix)
+    started = time.monotonic()
+    status, delay = None, settings.poll_min_s
+    while True:
+        job = client.describe(job_id)
+        changed = job["status"] != status
+        if changed:
+            status = job["status"]
+            print(f"{prefix} {status}" + (f": {job['statusReason']}" if job.get("statusReason")
+                                          else ""), file=sys.stderr, flush=True)
+        changed |= log.follow(client, job) > 0
+        if status in FINISHED:
+            return job, log.tail
+        if settings.max_wait_s and time.monotonic() - started > settings.max_wait_s:
+            _terminate(client, job_id, f"Waited longer than [batch] max_wait_s "
+                                       f"({settings.max_wait_s:g} s)")
+            raise BatchError(f"AWS Batch job {job_id} was still {status} after "
+                             f"{settings.max_wait_s:g} s ([batch] max_wait_s); it was "
+                             "terminated.")
+        delay = next_delay(delay, changed, settings)
+        time.sleep(delay)
+
+
+def _terminate(client: BatchClient, job_id: str, reason: str) -> None:
+    try:
+        client.batch.terminate_job(jobId=job_id, reason=reason)
+        print(f"[batch] terminated job {job_id}: {reason}", file=sys.stderr, flush=True)
+    except Exception as exc:  # noqa: BLE001 - already failing; say so, keep the first error
+        print(f"[batch] could not terminate job {job_id}: {exc}", file=sys.stderr, flush=True)
