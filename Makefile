@@ -9,7 +9,7 @@ help:
 	@echo "make image        build the serving image (BuildImage) for the current model"
 	@echo "make train-image  build the training image (docker/Dockerfile.train)"
 	@echo "make test         install, start services, run the whole test suite (what CI runs)"
-	@echo "make services     start the services the tests use (S3 API server on loopback)"
+	@echo "make services     start the services the tests use (S3 and Batch API, Docker, registry)"
 	@echo "make services-stop  stop them"
 	@echo "make unit         only the fast unit tests"
 	@echo "make integration  only the integration tests (real processes)"
@@ -70,6 +70,8 @@ benchmark: install
 	$(PYTHON) benchmarks/s3_transfer.py
 	$(PYTHON) benchmarks/accuracy_eval.py
 	$(SERVICES_ENV) && $(PYTHON) benchmarks/image_build.py
+	$(PYTHON) benchmarks/sweep_workers.py
+	$(SERVICES_ENV) && $(PYTHON) benchmarks/batch_roundtrip.py
 
 lint: install
 	$(PYTHON) -m ruff check mlbuild tasks tests benchmarks

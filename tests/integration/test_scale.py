@@ -22,19 +22,18 @@ def test_three_workers_on_one_scheduler_build_each_result_once(project, s3_env, 
                                                                tmp_path):
     scheduler = services.luigid(services.free_port(), tmp_path / "luigid")
     scheduler.start()
-    central = tmp_path / "central.cfg"
-    central.write_text(f"[core]\nlocal_scheduler = false\nscheduler_url = {scheduler.url}\nno_lock = true\n"
-                       "")
+    # The README's command: configs/central.cfg turns the local scheduler off.
     project.extra_env.update(s3_env, MLBUILD_STORE=f"s3://{bucket}/team",
-                             LUIGI_CONFIG_PATH=str(central))
+                             LUIGI_CONFIG_PATH="configs/central.cfg")
+    central = ["--scheduler-url", scheduler.url]
     logs = [tmp_path / f"builds-{i}.log" for i in range(3)]
     # The data steps first, so that the three variants are there to share at once.
     prepare = tmp_path / "builds-prepare.log"
     project.extra_env["MLBUILD_BUILD_LOG"] = str(prepare)
     try:
-        ok(project.luigi("SplitData", *SWEEP))
+        ok(project.luigi("SplitData", *SWEEP, *central))
         workers = [subprocess.Popen(
-            [sys.executable, "-m", "luigi", "--module", "tasks", "PublishModel", *SWEEP,
+            [sys.executable, "-m", "luigi", "--module", "tasks", "PublishModel", *SWEEP, *central,
              "--worker-keep-alive", "--worker-wait-interval", "0.2"],
             cwd=project.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env={**project.env, "MLBUILD_CACHE": str(tmp_path / f"cache-{i}"),
@@ -74,16 +73,14 @@ def test_a_worker_killed_mid_task_hands_its_task_on(project, s3_env, bucket, tmp
     scheduler = services.luigid(services.free_port(), folder)
     scheduler.env["LUIGI_CONFIG_PATH"] = str(folder / "scheduler.cfg")
     scheduler.start()
-    central = tmp_path / "central.cfg"
-    central.write_text(f"[core]\nlocal_scheduler = false\nscheduler_url = {scheduler.url}\n"
-                       "no_lock = true\n")
+    central = ["--scheduler-url", scheduler.url]
     project.edit("configs/sweep.toml", "num_iterations = 100", "num_iterations = 300")
     project.extra_env.update(s3_env, MLBUILD_STORE=f"s3://{bucket}/team",
-                             LUIGI_CONFIG_PATH=str(central))
+                             LUIGI_CONFIG_PATH="configs/central.cfg")
     command = [sys.executable, "-m", "luigi", "--module", "tasks", "PublishModel", *SWEEP,
-               "--worker-keep-alive", "--worker-wait-interval", "0.2"]
+               *central, "--worker-keep-alive", "--worker-wait-interval", "0.2"]
     try:
-        ok(project.luigi("SplitData", *SWEEP))
+        ok(project.luigi("SplitData", *SWEEP, *central))
         doomed_cache = tmp_path / "cache-doomed"
         doomed = subprocess.Popen(command, cwd=project.root, start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
