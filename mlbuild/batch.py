@@ -457,12 +457,11 @@ def _wait(client: BatchClient, job_id: str, request: dict[str, Any], settings: B
     status, delay = None, settings.poll_min_s
     while True:
         job = client.describe(job_id)
-        changed = job["status"] != status
-        if changed:
-            status = job["status"]
+        changed = log.follow(client, job) > 0  # the lines first: they led to the status
+        if job["status"] != status:
+            changed, status = True, job["status"]
             print(f"{prefix} {status}" + (f": {job['statusReason']}" if job.get("statusReason")
                                           else ""), file=sys.stderr, flush=True)
-        changed |= log.follow(client, job) > 0
         if status in FINISHED:
             return job, log.tail
         if settings.max_wait_s and time.monotonic() - started > settings.max_wait_s:

@@ -14,12 +14,11 @@ writes older than ``older_than`` are discarded too (``Store.stale_writes``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from mlbuild.lockfile import LockFile
-from mlbuild.manifest import MANIFEST
+from mlbuild.manifest import MANIFEST, Manifest
 from mlbuild.store import StaleWrite, Store
 
 REGISTRY = "models/"
@@ -39,17 +38,18 @@ def plan(store: Store, lock: LockFile, keep_runs: int, older_than: timedelta) ->
     for key in keys:
         folder = key.rsplit("/", 1)[0]
         folders.setdefault(folder, []).append(key)
-    manifests = {}
-    for folder, files in folders.items():
-        if f"{folder}/{MANIFEST}" in files:
-            manifests[folder] = json.loads(store.get_bytes(f"{folder}/{MANIFEST}"))
-    by_fingerprint = {m["fingerprint"]: folder for folder, m in manifests.items()}
-    upstream = {folder: [by_fingerprint[fp] for fp in m["inputs"].get("upstream", {}).values()
+    manifests = {
+        folder: Manifest.from_json(store.get_bytes(f"{folder}/{MANIFEST}"),
+                                   store.url(f"{folder}/{MANIFEST}"))
+        for folder, files in folders.items() if f"{folder}/{MANIFEST}" in files
+    }
+    by_fingerprint = {m.fingerprint: folder for folder, m in manifests.items()}
+    upstream = {folder: [by_fingerprint[fp] for fp in m.inputs.get("upstream", {}).values()
                          if fp in by_fingerprint] for folder, m in manifests.items()}
 
     needed = {u for ups in upstream.values() for u in ups}
     tops = sorted((f for f in manifests if f not in needed),
-                  key=lambda f: manifests[f]["finished"], reverse=True)
+                  key=lambda f: manifests[f].finished, reverse=True)
     roots = set(tops[:keep_runs])
     roots |= {by_fingerprint[e.fingerprint] for e in lock.models.values()
               if e.fingerprint in by_fingerprint}
@@ -61,18 +61,14 @@ def plan(store: Store, lock: LockFile, keep_runs: int, older_than: timedelta) ->
         if folder not in result.keep:
             result.keep.add(folder)
             todo.extend(upstream.get(folder, []))
-    stale = store.stale_writes(older_than)
-    stale_keys = {s.key for s in stale}
     for folder, files in folders.items():
-        if folder in result.keep:
-            continue
-        if folder not in manifests and not set(files) <= stale_keys:
-            # Outputs without a manifest: a run may be writing them right now.
+        # Outputs without a manifest are kept: a run may be writing them right now, and
+        # the run that finishes them writes the manifest that makes them a result.
+        if folder in result.keep or folder not in manifests:
             continue
         result.drop[folder] = sorted(files, key=lambda k: not k.endswith(MANIFEST))
-        outputs = manifests.get(folder, {}).get("outputs", {})
-        result.drop_bytes += sum(o["size"] for o in outputs.values())
-    result.stale = stale
+        result.drop_bytes += sum(o.size for o in manifests[folder].outputs.values())
+    result.stale = store.stale_writes(older_than)
     return result
 
 

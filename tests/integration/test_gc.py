@@ -62,3 +62,20 @@ def test_what_the_lock_references_is_never_removed(two_runs):
     assert {k.split("/")[0] for k in project.manifests()} == {
         "FetchData", "ValidateData", "SplitData", "TrainModel"}
     ok(project.mlbuild("models", "verify"))
+
+
+def test_outputs_without_a_manifest_are_kept_and_a_corrupt_manifest_is_named(two_runs):
+    project, _ = two_runs
+    # A run writing this result right now: its outputs are there, its manifest is not yet.
+    writing = project.store / "TrainModel" / ("0" * 32)
+    writing.mkdir()
+    (writing / "model.txt").write_text("half a model")
+    ok(project.mlbuild("gc", "--keep-runs", "0"))
+    assert (writing / "model.txt").read_text() == "half a model"
+
+    manifest = next(project.store.glob("SplitData/*/manifest.json"))
+    manifest.write_text("{not json")
+    result = project.mlbuild("gc", "--dry-run")
+    assert result.returncode == 7, result.stderr  # StoreError
+    assert manifest.name in result.stderr and "cannot be read" in result.stderr
+    assert "Traceback" not in result.stderr
