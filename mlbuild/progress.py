@@ -10,9 +10,18 @@ MIN_BYTES = 16 * 1024 * 1024  # smaller transfers finish before a bar is worth d
 
 
 @contextlib.contextmanager
-def transfer_progress(description: str, total: int) -> Iterator[Callable[[int], None] | None]:
-    """Yield a callback taking byte counts (as boto3's ``Callback``), or None when silent."""
-    if total < MIN_BYTES or not sys.stderr.isatty():
+def transfer_progress(description: str, total: int | Callable[[], int]
+                      ) -> Iterator[Callable[[int], None] | None]:
+    """Yield a callback taking byte counts (as boto3's ``Callback``), or None when silent.
+
+    ``total`` may be a function, called only when a terminal is watching: sizing a
+    download costs a request that nobody needs otherwise.
+    """
+    if not sys.stderr.isatty():
+        yield None
+        return
+    total = total() if callable(total) else total
+    if total < MIN_BYTES:
         yield None
         return
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn

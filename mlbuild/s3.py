@@ -303,7 +303,7 @@ class S3Store(Store):
         tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex}")
         try:
             with open(tmp, "wb") as file, transfer_progress(
-                    f"download {dest.name}", self._size(key)) as cb:
+                    f"download {dest.name}", lambda: self._size(key)) as cb:
                 writer = _HashingWriter(file)
                 self._call("read", key, self.client.download_fileobj, self.bucket,
                            self._object(key), writer, Config=self._transfer, Callback=cb)

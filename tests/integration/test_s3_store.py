@@ -47,6 +47,16 @@ def test_existence_of_many_keys_is_answered_by_one_listing(s3_env, bucket):
     assert reader.requests == 2
 
 
+def test_a_download_nobody_watches_sends_no_request_to_size_a_progress_bar(s3_env, bucket,
+                                                                         tmp_path):
+    writer = _store(s3_env, bucket)
+    writer.put_bytes(b"x" * 1000, "Fam/fp/out.bin")
+    reader = _store(s3_env, bucket)
+    reader.get_file("Fam/fp/out.bin", tmp_path / "out.bin")  # stderr is not a terminal here
+    # boto3's own HEAD (the transfer's size) and the GET; no HEAD of mlbuild's.
+    assert reader.requests == 2
+
+
 def test_a_key_written_by_another_worker_after_the_listing_is_found(s3_env, bucket):
     mine, theirs = _store(s3_env, bucket), _store(s3_env, bucket)
     assert not mine.exists("Fam/a/manifest.json")  # lists Fam/
