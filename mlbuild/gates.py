@@ -162,13 +162,14 @@ class ThresholdGate:
         op = ">=" if self.spec.higher_is_better else "<="
         return f"{self.metric} {op} {self.limit} ({self.mode})"
 
-    def interval_of(self, p: Predictions) -> tuple[float, float]:
+    def interval_and_bound(self, p: Predictions) -> tuple[tuple[float, float], float | None]:
+        """The two-sided interval at ``confidence`` and, in confident mode, the one-sided
+        bound at that level on the side that must meet the limit (one set of resamples)."""
+        side = "lower" if self.spec.higher_is_better else "upper"
         if self.spec.uncertainty == "proportion":
             correct = int((p.y_true == p.y_pred).sum())
-            return stats.proportion_interval(correct, len(p), self.confidence, self.interval)
-        return self._bootstrap(p, self.confidence)
-
-    def _bootstrap(self, p: Predictions, confidence: float) -> tuple[float, float]:
+            return (stats.proportion_interval(correct, len(p), self.confidence, self.interval),
+                    stats.proportion_bound(correct, len(p), self.confidence, self.interval, side))
         compute = self.spec.compute
         if p.proba is None:
             data, fn = (p.y_true, p.y_pred), (lambda y, yp: compute(y, yp))
@@ -178,16 +179,14 @@ class ThresholdGate:
             rows = np.arange(len(p))
             data = (p.y_true, p.y_pred, rows)
             fn = (lambda y, yp, r: compute(y, yp, p.proba[r]))
-        return stats.bootstrap_interval(fn, data, confidence, self.resamples, self.seed)
-
-    def bound_of(self, p: Predictions) -> float:
-        """The one-sided bound at ``confidence``, on the side that must meet the limit."""
-        side = "lower" if self.spec.higher_is_better else "upper"
-        if self.spec.uncertainty == "proportion":
-            correct = int((p.y_true == p.y_pred).sum())
-            return stats.proportion_bound(correct, len(p), self.confidence, self.interval, side)
-        low, high = self._bootstrap(p, 2 * self.confidence - 1)
-        return low if side == "lower" else high
+        # A one-sided bound at c is an end of the two-sided interval at 2c - 1.
+        levels = (self.confidence,) + ((2 * self.confidence - 1,) if self.mode != "point" else ())
+        interval, *one_sided = stats.bootstrap_intervals(fn, data, levels, self.resamples,
+                                                         self.seed)
+        if not one_sided:
+            return interval, None
+        low, high = one_sided[0]
+        return interval, low if side == "lower" else high
 
     def check(self, p: Predictions) -> GateResult:
         if len(p) == 0:
@@ -201,11 +200,10 @@ class ThresholdGate:
                               f"{p.proba.shape[1]} classes. Hint: gate macro_f1 or "
                               "balanced_accuracy instead.")
         estimate = self.spec.compute(p.y_true, p.y_pred, p.proba)
-        interval = self.interval_of(p)
+        interval, bound = self.interval_and_bound(p)
         if self.mode == "point":
             bound, what = estimate, "the estimate"
         else:
-            bound = self.bound_of(p)
             side = "lower" if self.spec.higher_is_better else "upper"
             what = f"the one-sided {self.confidence:.0%} {side} bound"
         better = self.spec.higher_is_better

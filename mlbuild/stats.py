@@ -58,6 +58,14 @@ def bootstrap_interval(statistic: Callable, data: Sequence, confidence: float = 
     together. ``method`` defaults to BCa, or percentile for more than ``BCA_MAX_ROWS`` rows.
     A degenerate sample (every resample equal) gives the point estimate twice.
     """
+    return bootstrap_intervals(statistic, data, (confidence,), resamples, seed, method)[0]
+
+
+def bootstrap_intervals(statistic: Callable, data: Sequence, confidences: Sequence[float],
+                        resamples: int = 2000, seed: int = 0, method: str | None = None
+                        ) -> list[tuple[float, float]]:
+    """:func:`bootstrap_interval` at several confidence levels, from one set of resamples
+    (a gate needs its two-sided interval and its one-sided bound; resampling is the cost)."""
     import numpy as np
     from scipy.stats import bootstrap
 
@@ -65,14 +73,18 @@ def bootstrap_interval(statistic: Callable, data: Sequence, confidence: float = 
     method = method or bootstrap_method(len(arrays[0]))
     estimate = float(statistic(*arrays))
     if len(arrays[0]) < 2:
-        return estimate, estimate  # one row: every resample is that row
-    result = bootstrap(arrays, statistic, paired=True, vectorized=False,
-                       n_resamples=resamples, confidence_level=confidence, method=method,
-                       rng=np.random.default_rng(seed))
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    if math.isnan(low) or math.isnan(high):
-        return estimate, estimate
-    return low, high
+        return [(estimate, estimate)] * len(confidences)  # one row: every resample is that row
+    intervals, first = [], None
+    for confidence in confidences:
+        result = bootstrap(arrays, statistic, paired=True, vectorized=False,
+                           n_resamples=0 if first else resamples, bootstrap_result=first,
+                           confidence_level=confidence, method=method,
+                           rng=np.random.default_rng(seed))
+        first = first or result
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        intervals.append((estimate, estimate) if math.isnan(low) or math.isnan(high)
+                         else (low, high))
+    return intervals
 
 
 def mcnemar_worse_p(baseline_only: int, candidate_only: int) -> float:

@@ -331,3 +331,21 @@ def test_bootstrap_method_depends_on_the_rows():
     assert stats.bootstrap_method(100) == "BCa"
     assert stats.bootstrap_method(stats.BCA_MAX_ROWS) == "BCa"
     assert stats.bootstrap_method(stats.BCA_MAX_ROWS + 1) == "percentile"
+
+
+def test_intervals_at_several_levels_from_one_set_of_resamples_equal_separate_ones():
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 300)
+    yp = np.where(rng.random(300) < 0.8, y, rng.integers(0, 3, 300))
+
+    def accuracy(a, b):
+        return float((a == b).mean())
+
+    for method in ("BCa", "percentile"):
+        together = stats.bootstrap_intervals(accuracy, (y, yp), (0.95, 0.9), 500, 7, method)
+        apart = [stats.bootstrap_interval(accuracy, (y, yp), c, 500, 7, method)
+                 for c in (0.95, 0.9)]
+        assert together == pytest.approx(apart, rel=1e-12)
+        assert together[1][0] > together[0][0] and together[1][1] < together[0][1]
