@@ -49,3 +49,9 @@ class TrainVariant(BuildTask):
                  "validation_accuracy": accuracy}
         outputs["score"].write_text(json.dumps(score, indent=2, sort_keys=True) + "\n")
         return score
+
+
+def best_variant(scores: list[dict]) -> dict:
+    """The score of the variant with the best validation accuracy; the first on a tie, so
+    that the choice does not depend on which worker finished first."""
+    return max(scores, key=lambda s: (s["validation_accuracy"], -s["variant"]))

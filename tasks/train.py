@@ -12,7 +12,7 @@ import shutil
 from mlbuild import BuildTask
 from tasks.config import load
 from tasks.split import SplitData
-from tasks.sweep import TrainVariant
+from tasks.sweep import TrainVariant, best_variant
 
 
 class TrainModel(BuildTask):
@@ -26,7 +26,10 @@ class TrainModel(BuildTask):
 
     def settings(self):
         config = load()
-        return {"train": config.train.model_dump(), "label": config.schema_.label}
+        train = config.train.model_dump()
+        if not config.train.sweep:
+            del train["validation_fraction"]  # only the sweep holds rows out
+        return {"train": train, "label": config.schema_.label}
 
     def build(self, inputs, outputs):
         from tasks.training import train
@@ -35,7 +38,7 @@ class TrainModel(BuildTask):
         if config.train.sweep:
             scores = [json.loads(inputs[f"variant{i}"]["score"].read_text())
                       for i in range(len(config.train.sweep))]
-            best = max(scores, key=lambda s: (s["validation_accuracy"], -s["variant"]))
+            best = best_variant(scores)
             shutil.copyfile(inputs[f"variant{best['variant']}"]["model"], outputs["model"])
             return {"sweep": scores, "chosen": best["variant"]}
         train(inputs["split"]["train"], outputs["model"], config.schema_.label,
