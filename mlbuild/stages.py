@@ -101,20 +101,24 @@ def _task_junit(name: str, outcome, gate_report: Path | None) -> Path:
     return path
 
 
-def _gate_report(task, failed_report: Path | None, started: float) -> Path | None:
+def _gate_report(task, started: float) -> Path | None:
     """The JUnit report of the stage's gates: from the store when the task is complete,
-    else the one a failing gate wrote in this run."""
+    else the one a failing gate wrote in this run (in the task's report folder)."""
     from mlbuild.task import BuildTask
 
-    if isinstance(task, BuildTask) and "junit" in task.outputs and task.complete():
+    if not isinstance(task, BuildTask) or "junit" not in task.outputs:
+        return None
+    if task.complete():
         return task.fetch_outputs()["junit"]
-    if failed_report and failed_report.exists() and failed_report.stat().st_mtime >= started:
-        return failed_report
+    folder = task.report_folder()
+    failed = folder / task.outputs["junit"] if folder else None
+    if failed and failed.exists() and failed.stat().st_mtime >= started:
+        return failed
     return None
 
 
-def run_task_stage(name: str, module: str, family: str, extra: list[str], workers: int = 1,
-                   failed_report: Path | None = None) -> StageResult:
+def run_task_stage(name: str, module: str, family: str, extra: list[str],
+                   workers: int = 1) -> StageResult:
     import time
 
     from rich.console import Console
@@ -125,7 +129,7 @@ def run_task_stage(name: str, module: str, family: str, extra: list[str], worker
     console = Console(stderr=True, highlight=False)
     with project_task(module, family, extra) as task:
         outcome = run_task(task, workers=workers, console=console)
-        gates = _gate_report(task, failed_report, started)
+        gates = _gate_report(task, started)
     for failure in outcome.failures:
         console.print(f"✗ {failure.task} ({failure.kind})\n{failure.traceback or failure.message}",
                       markup=False, soft_wrap=True)
@@ -139,12 +143,8 @@ def run_stage(name: str, module: str, extra: list[str], workers: int = 1,
     target = definition(name)
     if target.startswith(TESTS):
         return run_tests(name, target.removeprefix(TESTS), extra)
-    report = None
     if tier is not None:
         extra = [*extra, "--tier", tier]
-        report = Path(reports_dir(), "accuracy", tier, "junit.xml")
-    elif name == "acceptance":
-        report = Path(reports_dir(), "acceptance", "junit.xml")
-    return run_task_stage(name, module, target, extra, workers, report)
+    return run_task_stage(name, module, target, extra, workers)
 
 

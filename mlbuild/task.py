@@ -101,6 +101,11 @@ class BuildTask(luigi.Task):
         """
         return None
 
+    def report_folder(self) -> Path | None:
+        """Where the task copies its reports for CI to archive, also when it then fails
+        (``mlbuild stage`` reads a failed run's ``junit.xml`` there). ``None``: no reports."""
+        return None
+
     def build(self, inputs: Inputs, outputs: dict[str, Path]) -> Mapping[str, Any] | None:
         """Write every declared output to its path in ``outputs``.
 

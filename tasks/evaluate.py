@@ -8,6 +8,8 @@ Reports go to the store and to ``reports/accuracy/<tier>/`` — also when a gate
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import luigi
 
 from mlbuild import BuildTask, GateFailed, MissingError
@@ -67,10 +69,31 @@ def evaluate_model(model_path, test, config, tier, baseline_path=None, report_fo
                 baseline, extra)
 
 
-class EvaluateAccuracy(BuildTask):
-    tier = luigi.ChoiceParameter(choices=["fast", "full"], default="fast")
+class GatedTask(BuildTask):
+    """What the tasks that gate accuracy share: their reports as outputs, the gates'
+    settings, and the reports kept for CI in ``report_folder()`` — also when a gate fails."""
+
     outputs = {"metrics": "metrics.json", "junit": "junit.xml", "markdown": "report.md",
                "html": "report.html"}
+
+    def settings(self):
+        config = load()
+        return {"gates": config.gates.model_dump(), "accuracy": config.accuracy.model_dump()}
+
+    def keep_reports(self, evaluation, folder: Path, what: str) -> None:
+        """Copy the reports to ``report_folder()``; raise GateFailed when a gate failed."""
+        import shutil
+
+        archive = self.report_folder()
+        shutil.copytree(folder, archive, dirs_exist_ok=True)
+        if not evaluation.passed:
+            failed = "\n".join(f"  - {r.name}: {r.reason}" for r in evaluation.failures)
+            raise GateFailed(f"{what}{evaluation.summary()}:\n{failed}\n"
+                             f"Reports: {archive}/report.md")
+
+
+class EvaluateAccuracy(GatedTask):
+    tier = luigi.ChoiceParameter(choices=["fast", "full"], default="fast")
     code_modules = ("tasks.inference", "mlbuild.evaluation", "mlbuild.gates", "mlbuild.metrics",
                     "mlbuild.stats")
     packages = ("lightgbm", "pandas", "scipy")
@@ -78,9 +101,8 @@ class EvaluateAccuracy(BuildTask):
     def requires(self):
         return {"model": TrainModel(), "split": SplitData()}
 
-    def settings(self):
-        config = load()
-        return {"gates": config.gates.model_dump(), "accuracy": config.accuracy.model_dump()}
+    def report_folder(self) -> Path:
+        return Path(reports_dir(), "accuracy", self.tier)
 
     def baseline(self) -> dict[str, str] | None:
         publish = load().publish
@@ -92,8 +114,6 @@ class EvaluateAccuracy(BuildTask):
         return {"released model": baseline["sha256"] if baseline else "none"}
 
     def build(self, inputs, outputs):
-        import shutil
-
         import pandas as pd
 
         config = load()
@@ -114,10 +134,6 @@ class EvaluateAccuracy(BuildTask):
         test = pd.read_csv(inputs["split"]["test"])
         folder = outputs["metrics"].parent
         evaluation, _ = evaluate_model(inputs["model"]["model"], test, config, self.tier,
-                                           baseline_path, folder, {"baseline": baseline})
-        archive = reports_dir() + f"/accuracy/{self.tier}"
-        shutil.copytree(folder, archive, dirs_exist_ok=True)
-        if not evaluation.passed:
-            failed = "\n".join(f"  - {r.name}: {r.reason}" for r in evaluation.failures)
-            raise GateFailed(f"{evaluation.summary()}:\n{failed}\nReports: {archive}/report.md")
+                                       baseline_path, folder, {"baseline": baseline})
+        self.keep_reports(evaluation, folder, "")
         return {"metrics": evaluation.metrics, "baseline": baseline, "n": evaluation.n}

@@ -20,6 +20,7 @@ from mlbuild.manifest import git_commit, now
 from mlbuild.settings import cache_dir, reports_dir, wheel_cache_dir
 from mlbuild.store import LocalCache, file_digest, locate, open_store
 from tasks.config import load
+from tasks.evaluate import GatedTask
 from tasks.publish import PublishModel
 from tasks.split import SplitData
 from tasks.train import TrainModel
@@ -174,20 +175,17 @@ class BuildTrainingImage(_ImageTask):
         return self.build_image(context, outputs["image"], {}, {})
 
 
-class AcceptanceTest(BuildTask):
+class AcceptanceTest(GatedTask):
     """The image's own predictions, on the fast tier's sample, through the same gates."""
 
-    outputs = {"metrics": "metrics.json", "junit": "junit.xml", "markdown": "report.md",
-               "html": "report.html"}
     code_modules = ("tasks.evaluate", "mlbuild.evaluation", "mlbuild.gates", "mlbuild.metrics",
                     "mlbuild.stats")
 
     def requires(self):
         return {"image": BuildImage(), "split": SplitData()}
 
-    def settings(self):
-        config = load()
-        return {"gates": config.gates.model_dump(), "accuracy": config.accuracy.model_dump()}
+    def report_folder(self) -> Path:
+        return Path(reports_dir(), "acceptance")
 
     def build(self, inputs, outputs):
         import os
@@ -195,7 +193,7 @@ class AcceptanceTest(BuildTask):
         import numpy as np
         import pandas as pd
 
-        from mlbuild import GateFailed, ImageError, image
+        from mlbuild import ImageError, image
         from mlbuild.metrics import Predictions
         from tasks.evaluate import gate, tier_rows
 
@@ -227,11 +225,7 @@ class AcceptanceTest(BuildTask):
         evaluation, _ = gate(candidate, test, config, "fast", plan, work,
                              f"Acceptance test of {tag}", extra={"image": tag,
                                                                  "health": health.logs.strip()})
-        shutil.copytree(work, Path(reports_dir(), "acceptance"), dirs_exist_ok=True)
-        if not evaluation.passed:
-            failed = "\n".join(f"  - {r.name}: {r.reason}" for r in evaluation.failures)
-            raise GateFailed(f"The image {tag} fails the accuracy gates: {evaluation.summary()}:\n"
-                             f"{failed}\nReports: {reports_dir()}/acceptance/report.md")
+        self.keep_reports(evaluation, work, f"The image {tag} fails the accuracy gates: ")
         return {"image": tag, "accuracy": float(np.mean(candidate.y_pred == candidate.y_true))}
 
 

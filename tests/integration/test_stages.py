@@ -163,3 +163,11 @@ def test_the_acceptance_and_push_stages_with_a_real_engine_and_registry(built, d
     assert cases["accuracy >= 0.9 (confident)"] == "passed"  # the gates, inside the image
     ok(built.mlbuild("stage", "push"))
     assert _cases(_junit(built, "push"))["PushImage()"] == "passed"
+
+    # Stricter gates: the acceptance stage fails with exit 8, its gates' JUnit still there.
+    built.edit("configs/pipeline.toml", "min = 0.90", "min = 0.99")
+    result = built.mlbuild("stage", "acceptance")
+    assert result.returncode == GateFailed.exit_code, result.stderr
+    cases = _cases(_junit(built, "acceptance"))
+    assert cases["AcceptanceTest()"] == "failure"
+    assert cases["accuracy >= 0.99 (confident)"] == "failure"
