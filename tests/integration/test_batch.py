@@ -125,6 +125,16 @@ def test_a_job_definition_naming_a_missing_image_gives_a_clear_error(on_batch):
     assert "Traceback" not in result.stderr
 
 
+def test_a_job_that_succeeds_without_the_result_fails_the_task(on_batch):
+    project, _ = on_batch
+    ok(project.mlbuild("run", "SplitData"))
+    # A command prefix that makes the job print Luigi's help and exit 0.
+    project.edit("configs/batch/train.json", '"command": []', '"command": ["--help"]')
+    result = project.mlbuild("batch", "submit", "TrainModel")
+    assert result.returncode == BatchError.exit_code, result.stderr
+    assert "SUCCEEDED but wrote no manifest for TrainModel()" in result.stderr
+
+
 def test_batch_submit_needs_the_upstream_results_and_skips_a_finished_one(on_batch):
     project, _ = on_batch
     result = project.mlbuild("batch", "submit", "TrainModel")
