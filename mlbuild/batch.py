@@ -218,7 +218,7 @@ def job_name(task) -> str:
 
 
 def _flag(section: str, name: str) -> str:
-    return f"--{section}-{name}".replace("_", "-") if section else f"--{name}".replace("_", "-")
+    return "--" + "-".join(filter(None, (section, name))).replace("_", "-")
 
 
 def _params_args(obj, section: str = "") -> list[str]:

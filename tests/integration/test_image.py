@@ -91,6 +91,31 @@ def test_nothing_is_rebuilt_when_nothing_changed_and_a_gate_change_rebuilds_noth
     assert {r["id"] for r in [_record(project, "BuildImage", "image.json")]} == {image_id}
 
 
+def test_an_image_deleted_from_the_engine_and_the_registry_is_built_and_pushed_again(
+        imaged, docker_env):
+    import urllib.request
+
+    project, repository = imaged
+    ok(project.luigi("FullPipeline"))
+    built, pushed = _record(project, "BuildImage", "image.json"), _record(project, "PushImage",
+                                                                          "push.json")
+    client = docker_client(docker_env)
+    for tag in client.images.get(built["tag"]).tags:
+        client.images.remove(tag, force=True)
+    registry = docker_env["MLBUILD_IMAGE_REGISTRY"]
+    urllib.request.urlopen(urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{pushed['digest']}", method="DELETE"))
+
+    status = ok(project.mlbuild("status", "FullPipeline")).stdout
+    assert f"the Docker engine no longer holds {built['tag']}" in status
+    assert "the registry holds nothing" in status
+    before = project.manifests()
+    ok(project.luigi("FullPipeline"))
+    assert project.ran_since(before) == {"BuildImage", "PushImage"}
+    assert client.images.get(built["tag"])
+    assert _record(project, "PushImage", "push.json")["digest"].startswith("sha256:")
+
+
 def test_a_new_model_rebuilds_only_the_last_layers(imaged, docker_env):
     project, _ = imaged
     ok(project.luigi("FullPipeline"))
