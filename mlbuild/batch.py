@@ -463,6 +463,11 @@ def _wait(client: BatchClient, job_id: str, request: dict[str, Any], settings: B
             print(f"{prefix} {status}" + (f": {job['statusReason']}" if job.get("statusReason")
                                           else ""), file=sys.stderr, flush=True)
         if status in FINISHED:
+            if status == "FAILED":
+                # CloudWatch may receive a stopped container's last lines a moment later,
+                # and the failure message needs them.
+                time.sleep(settings.poll_min_s)
+                log.follow(client, job)
             return job, log.tail
         if settings.max_wait_s and time.monotonic() - started > settings.max_wait_s:
             _terminate(client, job_id, f"Waited longer than [batch] max_wait_s "

@@ -10,8 +10,6 @@ from mlbuild.errors import ERROR_KINDS, EXIT_USAGE, MlbuildError
 
 EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
 
-EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
-
 EXIT_CODES = "\n".join(
     ["exit codes:", "  0  success", f"  {EXIT_USAGE}  bad command line"]
     + [f"  {cls.exit_code}  {cls.kind}" + (" (or an unexpected crash)" if cls is MlbuildError else "")
