@@ -24,9 +24,11 @@ def transfer_progress(description: str, total: int | Callable[[], int]
     if total < MIN_BYTES:
         yield None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+    # On stderr, where the check above looked: stdout may be a command's output.
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), transient=True) as progress:
+                  TransferSpeedColumn(), transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task(description, total=total)
         yield lambda done: progress.advance(task, done)
