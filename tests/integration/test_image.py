@@ -220,3 +220,15 @@ def test_the_training_image_runs_a_task_against_the_s3_store(imaged, docker_env,
     assert any(k.startswith("team/FetchData/") and k.endswith("/manifest.json") for k in keys)
     # Credentials were given to the container at run time, never built into the image.
     assert s3_env["AWS_SECRET_ACCESS_KEY"] not in json.dumps(client.images.get(tag).attrs)
+
+
+def test_containers_the_pipeline_runs_have_no_network(docker_env, s3_endpoint, monkeypatch):
+    from mlbuild import image
+    from tests.services import BASE_IMAGE
+
+    monkeypatch.setenv("DOCKER_HOST", docker_env["DOCKER_HOST"])
+    port = int(s3_endpoint.rsplit(":", 1)[1])  # moto answers there on the host's loopback
+    probe = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', %d), 3)\n"
+             "    print('connected')\nexcept OSError as exc:\n    print('no network:', exc)\n")
+    result = image.run(BASE_IMAGE, ["python3", "-c", probe % port], {})
+    assert result.exit_code == 0 and result.logs.startswith("no network:"), result.logs
