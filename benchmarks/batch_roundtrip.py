@@ -45,7 +45,6 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    import boto3
 
     import docker
 
@@ -57,9 +56,7 @@ def main() -> int:
         return 1
     services.create_batch_queue(endpoint)
     aws = {**services.TEST_AWS, "AWS_ENDPOINT_URL": endpoint}
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=aws["AWS_DEFAULT_REGION"],
-                      aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
-                      aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
+    s3 = services.aws_client("s3", endpoint)
     bucket = f"bench-batch-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
 

@@ -83,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     from collections import Counter
     from datetime import datetime
 
-    import boto3
 
     sys.path.insert(0, str(REPO))
     from tests import services
@@ -141,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     # this machine cannot make a run exit early.
     local_cfg = work / "local.cfg"
     local_cfg.write_text("[core]\nno_lock = true\n")
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=services.TEST_AWS["AWS_DEFAULT_REGION"],
-                      aws_access_key_id=services.TEST_AWS["AWS_ACCESS_KEY_ID"],
-                      aws_secret_access_key=services.TEST_AWS["AWS_SECRET_ACCESS_KEY"])
+    s3 = services.aws_client("s3", endpoint)
     luigi_cmd = [sys.executable, "-m", "luigi", "--module", "tasks"]
 
     def fail(message: str, details: str = "") -> None:

@@ -16,11 +16,14 @@ training a model nobody waits for.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +35,7 @@ import luigi.task_register
 
 from mlbuild.errors import BatchError, ConfigError
 from mlbuild.manifest import MANIFEST
-from mlbuild.settings import store_uri
+from mlbuild.settings import s3_options, store_uri
 
 #: Set by AWS Batch in every job's container.
 JOB_ID_ENV = "AWS_BATCH_JOB_ID"
@@ -221,18 +224,23 @@ def _flag(section: str, name: str) -> str:
     return "--" + "-".join(filter(None, (section, name))).replace("_", "-")
 
 
-def _params_args(obj, section: str = "") -> list[str]:
+def command_line_args(obj, section: str = "") -> list[str]:
+    """A task's (or a config section's) significant parameters as Luigi flags."""
     args: list[str] = []
     params = dict(obj.get_params())
     for name, value in obj.to_str_params(only_significant=True, only_public=True).items():
-        if isinstance(params[name], luigi.BoolParameter):
-            if value == "True":
-                args.append(_flag(section, name))
-            elif params[name]._default is True:
-                raise ConfigError(f"{_flag(section, name)} is true by default and cannot be "
-                                  "turned off on a job's command line.")
-        else:
-            args += [_flag(section, name), value]
+        param, flag = params[name], _flag(section, name)
+        if not isinstance(param, luigi.BoolParameter):
+            args += [flag, value]
+        elif param.parsing == luigi.BoolParameter.EXPLICIT_PARSING:
+            args += [flag, value.lower()]
+        elif value == "True":
+            args.append(flag)
+        elif param.task_value(obj.get_task_family(), name):
+            raise ConfigError(
+                f"{obj.get_task_family()}: {flag} is true unless given, so a job's command "
+                "line cannot make it false. Hint: declare it with "
+                "luigi.BoolParameter(parsing=luigi.BoolParameter.EXPLICIT_PARSING).")
     return args
 
 
@@ -248,12 +256,12 @@ def project_config_args(task) -> list[str]:
     for cls in luigi.task_register.Register._get_reg().values():
         if (isinstance(cls, type) and issubclass(cls, luigi.Config)
                 and cls.__module__.split(".")[0] == package):
-            args += _params_args(cls(), cls.get_task_family())
+            args += command_line_args(cls(), cls.get_task_family())
     return args
 
 
 def job_command(task, prefix: list[str]) -> list[str]:
-    return [*prefix, task.task_family, *_params_args(task), *project_config_args(task),
+    return [*prefix, task.task_family, *command_line_args(task), *project_config_args(task),
             "--local-scheduler", "--log-level", "INFO"]
 
 
@@ -265,6 +273,9 @@ def job_environment(task, settings: BatchSettings) -> list[dict[str, str]]:
             f"{store!r}, which a job cannot reach. Hint: set MLBUILD_STORE=s3://bucket/prefix."
         )
     env = {"MLBUILD_STORE": store, EXPECT_ENV: f"{task.task_id} {task.fingerprint}"}
+    endpoint = s3_options().endpoint_url  # the store's own S3 endpoint, when it has one
+    if endpoint:
+        env["MLBUILD_S3_ENDPOINT_URL"] = endpoint
     env.update({name: os.environ[name] for name in settings.environment if name in os.environ})
     return [{"name": k, "value": v} for k, v in env.items()]
 
@@ -291,19 +302,21 @@ class BatchClient:
             raise BatchError(f"Cannot set up the AWS Batch client: {exc}. Hint: set "
                              "AWS_DEFAULT_REGION.") from None
 
-    def call(self, what: str, function: Callable[..., Any], *args, **kwargs) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
+    def call(self, what: str, function: Callable[..., Any], *args, hint: str = "",
+             **kwargs) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
             return function(*args, **kwargs)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise BatchError(
-                f"AWS Batch at {self.where} refused to {what}: "
-                f"{error.get('Code', '?')}: {error.get('Message', exc)}. Hint: check that "
-                f"job queue {self.queue!r} exists ([batch] job_queue) and the credentials "
-                "may use it."
+                f"AWS Batch at {self.where} refused to {what}: {error.get('Code', '?')}: "
+                f"{error.get('Message', exc)}. Hint: {hint or 'check that the credentials may use it.'}"
             ) from None
+        except NoCredentialsError:
+            raise BatchError(f"Cannot {what}: no AWS credentials. Hint: set AWS_PROFILE or "
+                             "AWS_ACCESS_KEY_ID, or run where an instance role provides them.") from None
         except BotoCoreError as exc:
             raise BatchError(f"Cannot {what}: AWS Batch at {self.where} did not answer: "
                              f"{exc}. Hint: check [batch] endpoint_url and the network.") from None
@@ -318,12 +331,16 @@ class BatchClient:
         # With a filter, ListJobs returns jobs of every status.
         pages = self.batch.get_paginator("list_jobs").paginate(
             jobQueue=self.queue, filters=[{"name": "JOB_NAME", "values": [name]}])
-        return self.call("list its jobs", lambda: [j for p in pages for j in p["jobSummaryList"]])
+        return self.call(f"list the jobs of queue {self.queue!r}",
+                         lambda: [j for p in pages for j in p["jobSummaryList"]],
+                         hint=f"check that job queue {self.queue!r} exists ([batch] job_queue, "
+                              "MLBUILD_BATCH_QUEUE).")
 
     def describe(self, job_id: str) -> dict[str, Any]:
         jobs = self.call("describe a job", self.batch.describe_jobs, jobs=[job_id])["jobs"]
         if not jobs:
-            raise BatchError(f"AWS Batch at {self.where} no longer knows job {job_id}.")
+            raise BatchError(f"AWS Batch at {self.where} no longer knows job {job_id} (Batch "
+                             "forgets jobs some days after they end). Hint: run the task again.")
         return jobs[0]
 
     def log_events(self, group: str, stream: str, token: str | None) -> tuple[list[str], str | None]:
@@ -338,13 +355,17 @@ class BatchClient:
         return [e["message"] for e in reply["events"]], reply.get("nextForwardToken", token)
 
 
-def _latest_container(job: dict[str, Any], key: str) -> Any:
-    """A container field of the latest attempt, else of the job."""
-    for source in (*(a.get("container", {}) for a in reversed(job.get("attempts") or [])),
-                   job.get("container", {})):
-        if source.get(key) is not None:
-            return source[key]
-    return None
+def _log_stream(job: dict[str, Any]) -> str | None:
+    """The current attempt's log stream: the job's own field, else the latest attempt's."""
+    attempts = job.get("attempts") or [{}]
+    return (job.get("container", {}).get("logStreamName")
+            or attempts[-1].get("container", {}).get("logStreamName"))
+
+
+def _exit_code(job: dict[str, Any]) -> int | None:
+    """The latest attempt's exit code (the job's own field when it lists no attempts)."""
+    attempts = job.get("attempts")
+    return (attempts[-1] if attempts else job).get("container", {}).get("exitCode")
 
 
 @dataclass
@@ -356,16 +377,23 @@ class JobLog:
     stream: str | None = None
     token: str | None = None
     tail: list[str] = field(default_factory=list)
+    broken: bool = False  # reading the log failed: go on without it
 
     def follow(self, client: BatchClient, job: dict[str, Any]) -> int:
-        stream = _latest_container(job, "logStreamName")
-        if not stream:
+        stream = _log_stream(job)
+        if not stream or self.broken:
             return 0
         if stream != self.stream:  # a new attempt writes a new stream
             self.stream, self.token, self.tail = stream, None, []
         total = 0
         while True:
-            lines, token = client.log_events(self.group, stream, self.token)
+            try:
+                lines, token = client.log_events(self.group, stream, self.token)
+            except Exception as exc:  # noqa: BLE001 - the job matters, its log is a courtesy
+                print(f"{self.prefix} cannot read the job's log {self.group}/{stream}: {exc}; "
+                      "waiting for the job without it", file=sys.stderr, flush=True)
+                self.broken = True
+                return total
             for line in lines:
                 print(f"{self.prefix} {line}", file=sys.stderr, flush=True)
             self.tail = (self.tail + lines)[-LOG_TAIL:]
@@ -405,44 +433,84 @@ def next_delay(delay: float, changed: bool, settings: BatchSettings) -> float:
 
 
 def run_on_batch(task, settings: BatchSettings | None = None) -> None:
-    """Build ``task`` as a Batch job; return once its manifest is in the store."""
+    """Build ``task`` as a Batch job; return once its result is in the store."""
     settings = settings or BatchSettings.load()
+    check_movable(task)
     request = job_definition_request(settings)
     environment = job_environment(task, settings)
     client = BatchClient(settings)
     name = job_name(task)
     prefix = f"[batch {name}]"
-    definition = client.call("register the job definition", ensure_job_definition,
-                             client.batch, request)
+    definition = client.call(
+        f"register job definition {request['jobDefinitionName']!r}", ensure_job_definition,
+        client.batch, request, hint=f"check {settings.job_definition} against AWS Batch's "
+                                    "RegisterJobDefinition request.")
     job_id = client.unfinished_job(name)
     if job_id:
+        # Another worker's job: wait for it, but never terminate it on this worker's behalf.
         print(f"{prefix} attaching to job {job_id}, submitted earlier", file=sys.stderr,
               flush=True)
+        job, tail = _wait(client, job_id, request, settings, prefix, owned=False)
     else:
         command = job_command(task, request["containerProperties"].get("command", []))
-        job_id = client.call(
-            "submit the job", client.batch.submit_job, jobName=name, jobQueue=settings.job_queue,
-            jobDefinition=definition,
-            containerOverrides={"command": command, "environment": environment})["jobId"]
-        print(f"{prefix} submitted job {job_id} to {settings.job_queue}: {' '.join(command)}",
-              file=sys.stderr, flush=True)
-    try:
-        job, tail = _wait(client, job_id, request, settings, prefix)
-    except BaseException:
-        _terminate(client, job_id, "The mlbuild worker waiting for it stopped")
-        raise
+        with _sigterm_as_exit():
+            job_id = client.call(
+                "submit the job", client.batch.submit_job, jobName=name,
+                jobQueue=settings.job_queue, jobDefinition=definition,
+                containerOverrides={"command": command, "environment": environment},
+                hint=f"check that job queue {settings.job_queue!r} exists and is ENABLED "
+                     "([batch] job_queue).")["jobId"]
+            print(f"{prefix} submitted job {job_id} to {settings.job_queue}: "
+                  f"{' '.join(command)}", file=sys.stderr, flush=True)
+            try:
+                job, tail = _wait(client, job_id, request, settings, prefix, owned=True)
+            except (KeyboardInterrupt, SystemExit):
+                _terminate(client, job_id, "The mlbuild worker waiting for it stopped")
+                raise
     if job["status"] == "FAILED":
-        exit_code = _latest_container(job, "exitCode")
+        exit_code = _exit_code(job)
         if exit_code is None:  # some APIs give it only in the job's summary
             summary = next((j for j in client.jobs_named(name) if j["jobId"] == job_id), {})
             exit_code = summary.get("container", {}).get("exitCode")
         raise BatchError(failure_message(job, tail, exit_code,
                                          request["containerProperties"]["image"],
                                          settings.job_queue))
-    if not task.output().exists():
-        raise BatchError(f"AWS Batch job {name} ({job_id}) SUCCEEDED but wrote no manifest "
-                         f"for {task} at {manifest_url(task)}. Hint: the job's command "
-                         "must build that task; see its log above.")
+    if not task.complete():
+        raise BatchError(f"AWS Batch job {name} ({job_id}) SUCCEEDED but wrote no result "
+                         f"for {task} at {manifest_url(task)}. Hint: the job's command must "
+                         "build that task; see its log above.")
+
+
+def check_movable(task) -> None:
+    """Refuse a task whose result is more than its store folder: a job cannot bring back
+    what it writes elsewhere (models.lock, images in the local engine)."""
+    from mlbuild.task import BuildTask
+
+    own = getattr(type(task), "invalidation_reason", BuildTask.invalidation_reason)
+    if own is not BuildTask.invalidation_reason:
+        raise ConfigError(
+            f"{task.task_family} cannot run on AWS Batch: its result includes effects outside "
+            "the store (it defines invalidation_reason), which would stay in the job's "
+            f"container. Hint: remove {task.task_family} from [batch] tasks."
+        )
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit():
+    """SIGTERM (a CI abort, a killed worker) ends the wait as Ctrl-C does, so that the job
+    is terminated too. Only the main thread may set a handler; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def manifest_url(task) -> str:
@@ -450,7 +518,7 @@ def manifest_url(task) -> str:
 
 
 def _wait(client: BatchClient, job_id: str, request: dict[str, Any], settings: BatchSettings,
-          prefix: str) -> tuple[dict[str, Any], list[str]]:
+          prefix: str, owned: bool) -> tuple[dict[str, Any], list[str]]:
     options = request["containerProperties"].get("logConfiguration", {}).get("options", {})
     log = JobLog(options.get("awslogs-group", "/aws/batch/job"), prefix)
     started = time.monotonic()
@@ -470,11 +538,14 @@ def _wait(client: BatchClient, job_id: str, request: dict[str, Any], settings: B
                 log.follow(client, job)
             return job, log.tail
         if settings.max_wait_s and time.monotonic() - started > settings.max_wait_s:
-            _terminate(client, job_id, f"Waited longer than [batch] max_wait_s "
-                                       f"({settings.max_wait_s:g} s)")
+            if owned:
+                _terminate(client, job_id, f"Waited longer than [batch] max_wait_s "
+                                           f"({settings.max_wait_s:g} s)")
             raise BatchError(f"AWS Batch job {job_id} was still {status} after "
-                             f"{settings.max_wait_s:g} s ([batch] max_wait_s); it was "
-                             "terminated.")
+                             f"{settings.max_wait_s:g} s ([batch] max_wait_s)"
+                             f"{'; it was terminated' if owned else ''}. Hint: a job that stays RUNNABLE means the queue's "
+                             "compute environment has no capacity for it (check its vCPU and "
+                             "memory); else raise max_wait_s.")
         delay = next_delay(delay, changed, settings)
         time.sleep(delay)
 

@@ -6,15 +6,13 @@ import argparse
 import os
 import sys
 
-from mlbuild.errors import ERROR_KINDS, EXIT_USAGE, MlbuildError
-
-EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
+from mlbuild.errors import ERROR_KINDS, EXIT_INTERRUPTED, EXIT_USAGE, MlbuildError
 
 EXIT_CODES = "\n".join(
     ["exit codes:", "  0  success", f"  {EXIT_USAGE}  bad command line"]
     + [f"  {cls.exit_code}  {cls.kind}" + (" (or an unexpected crash)" if cls is MlbuildError else "")
        for cls in ERROR_KINDS]
-    + [f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a Batch job being waited for is terminated"]
+    + [f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C, or 143 for SIGTERM); a Batch job the command submitted is terminated"]
 )
 
 
@@ -211,11 +209,12 @@ def _batch(args, extra: list[str]) -> int:
             print(f"{task} is already complete: {batch.manifest_url(task)}")
             return 0
         needed = luigi.task.flatten(task.requires()) + luigi.task.flatten(task.after())
-        missing = [str(t) for t in needed if not t.complete()]
+        missing = [t for t in needed if not t.complete()]
         if missing:
-            raise MissingError(f"{task} needs {', '.join(missing)}, not in the store yet. "
-                               f"Hint: run them first (`mlbuild run {missing[0].split('(')[0]}`), "
-                               f"or let a worker submit it (`[batch] tasks`).")
+            first = " ".join([missing[0].task_family, *batch.command_line_args(missing[0])])
+            raise MissingError(f"{task} needs {', '.join(map(str, missing))}, not in the store "
+                               f"yet. Hint: run them first (`mlbuild run {first}`), or let a "
+                               "worker submit it (`[batch] tasks`).")
         batch.run_on_batch(task)
         print(f"{task}: built by AWS Batch job {batch.job_name(task)}: {batch.manifest_url(task)}")
     return 0

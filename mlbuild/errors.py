@@ -23,6 +23,7 @@ from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # argparse's own code for a bad command line
+EXIT_INTERRUPTED = 130  # the shell's code for SIGINT (Ctrl-C)
 
 
 class MlbuildError(Exception):

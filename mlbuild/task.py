@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 import luigi
 
+from mlbuild import batch
 from mlbuild import fingerprint as fp
 from mlbuild.errors import BuildError, MlbuildError
 from mlbuild.manifest import MANIFEST, Manifest, OutputRecord, git_commit, host, now, python_version
@@ -178,6 +179,7 @@ class BuildTask(luigi.Task):
 
     def complete(self) -> bool:
         try:
+            batch.check_expected(self)  # in a Batch job: before anything is built
             return super().complete() and self.invalidation_reason() is None
         except BaseException as exc:
             # Raised while Luigi schedules: record it, as run() failures are.
@@ -204,11 +206,8 @@ class BuildTask(luigi.Task):
         }
 
     def run(self) -> None:
-        from mlbuild import batch
-
         if batch.runs_on_batch(self):
             return batch.run_on_batch(self)
-        batch.check_expected(self)
         started = now()
         cache = LocalCache(cache_dir())
         inputs = {name: task.fetch_outputs(cache) for name, task in self.upstream().items()}

@@ -155,11 +155,7 @@ def s3_env(s3_endpoint, monkeypatch) -> dict[str, str]:
 
 
 def s3_client(endpoint: str):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=TEST_AWS["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=TEST_AWS["AWS_SECRET_ACCESS_KEY"],
-                        region_name=TEST_AWS["AWS_DEFAULT_REGION"])
+    return services.aws_client("s3", endpoint)
 
 
 @pytest.fixture

@@ -156,19 +156,21 @@ def batch_moto(port: int = MOTO_PORT, folder: Path = STATE, docker_host: str | N
     return moto(port, folder, env, name)
 
 
-def create_batch_queue(endpoint: str, queue: str = BATCH_QUEUE) -> None:
-    """An UNMANAGED compute environment and the job queue ``queue`` (kept when there)."""
+def aws_client(service: str, endpoint: str):
+    """A boto3 client of the local moto, with the dummy credentials."""
     import boto3
 
-    def client(service: str):
-        return boto3.client(service, endpoint_url=endpoint, region_name=TEST_AWS["AWS_DEFAULT_REGION"],
-                            aws_access_key_id=TEST_AWS["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=TEST_AWS["AWS_SECRET_ACCESS_KEY"])
+    return boto3.client(service, endpoint_url=endpoint, region_name=TEST_AWS["AWS_DEFAULT_REGION"],
+                        aws_access_key_id=TEST_AWS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=TEST_AWS["AWS_SECRET_ACCESS_KEY"])
 
-    batch = client("batch")
+
+def create_batch_queue(endpoint: str, queue: str = BATCH_QUEUE) -> None:
+    """An UNMANAGED compute environment and the job queue ``queue`` (kept when there)."""
+    batch = aws_client("batch", endpoint)
     if batch.describe_job_queues(jobQueues=[queue])["jobQueues"]:
         return
-    iam = client("iam")
+    iam = aws_client("iam", endpoint)
     try:
         role = iam.get_role(RoleName="mlbuild-batch")["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:

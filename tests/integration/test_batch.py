@@ -11,7 +11,6 @@ import sys
 import time
 import uuid
 
-import boto3
 import pytest
 
 from mlbuild.errors import BatchError, ConfigError
@@ -58,9 +57,7 @@ def on_batch(training_image, batch_endpoint, docker_env, bucket, tmp_path):
 
 
 def batch_client(endpoint: str):
-    return boto3.client("batch", endpoint_url=endpoint, region_name=TEST_AWS["AWS_DEFAULT_REGION"],
-                        aws_access_key_id=TEST_AWS["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=TEST_AWS["AWS_SECRET_ACCESS_KEY"])
+    return services.aws_client("batch", endpoint)
 
 
 def keys(endpoint: str, bucket: str) -> list[str]:
@@ -125,6 +122,22 @@ def test_a_job_definition_naming_a_missing_image_gives_a_clear_error(on_batch):
     assert "Traceback" not in result.stderr
 
 
+def test_a_job_whose_image_holds_other_configuration_stops_before_building(on_batch,
+                                                                          batch_endpoint):
+    project, bucket = on_batch
+    ok(project.mlbuild("run", "SplitData"))
+    before = keys(batch_endpoint, bucket)
+    # This checkout trains 90 iterations; the image was built when it said 100.
+    project.edit("configs/pipeline.toml", "num_iterations = 100", "num_iterations = 90")
+    result = project.mlbuild("batch", "submit", "TrainModel")
+    assert result.returncode == BatchError.exit_code, result.stderr
+    assert "The container exited with code 23" in result.stderr  # [retcode] scheduling_error
+    assert re.search(r"The container's error: .*ConfigError: This job computes fingerprint "
+                     r"\w+ for TrainModel\(\), but the worker that submitted it expects",
+                     result.stderr), result.stderr
+    assert keys(batch_endpoint, bucket) == before  # nothing built, nothing written
+
+
 def test_a_job_that_succeeds_without_the_result_fails_the_task(on_batch):
     project, _ = on_batch
     ok(project.mlbuild("run", "SplitData"))
@@ -132,7 +145,7 @@ def test_a_job_that_succeeds_without_the_result_fails_the_task(on_batch):
     project.edit("configs/batch/train.json", '"command": []', '"command": ["--help"]')
     result = project.mlbuild("batch", "submit", "TrainModel")
     assert result.returncode == BatchError.exit_code, result.stderr
-    assert "SUCCEEDED but wrote no manifest for TrainModel()" in result.stderr
+    assert "SUCCEEDED but wrote no result for TrainModel()" in result.stderr
 
 
 def test_batch_submit_needs_the_upstream_results_and_skips_a_finished_one(on_batch):
@@ -146,7 +159,8 @@ def test_batch_submit_needs_the_upstream_results_and_skips_a_finished_one(on_bat
     assert "already complete" in ok(project.mlbuild("batch", "submit", "FetchData")).stdout
 
 
-def test_an_interrupted_worker_terminates_its_job(on_batch, batch_endpoint, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_worker_terminates_its_job(on_batch, batch_endpoint, tmp_path, sig, code):
     project, bucket = on_batch
     ok(project.mlbuild("run", "SplitData"))
     log = tmp_path / "submit.log"
@@ -164,9 +178,9 @@ def test_an_interrupted_worker_terminates_its_job(on_batch, batch_endpoint, tmp_
         wait_for(lambda: status() in ("STARTING", "RUNNING") or process.poll() is not None,
                  120, "the job to start")
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         process.wait(timeout=60)
-    assert process.returncode == 130, log.read_text()
+    assert process.returncode == code, log.read_text()
     job_id = re.search(r"submitted job (\S+)", log.read_text())[1]
     wait_for(lambda: status() == "FAILED", 60, "the job to stop")
     job = client.describe_jobs(jobs=[job_id])["jobs"][0]
@@ -183,7 +197,7 @@ def test_a_local_store_is_refused(training_image, tmp_path):
 
 
 @pytest.mark.parametrize("setting, named", [
-    ({"MLBUILD_BATCH_QUEUE": "no-such-queue"}, "no-such-queue"),
+    ({"MLBUILD_BATCH_QUEUE": "no-such-queue"}, "Job queue no-such-queue does not exist"),
     ({"MLBUILD_BATCH_ENDPOINT_URL": f"http://127.0.0.1:{services.free_port()}"}, "did not answer"),
 ])
 def test_a_missing_queue_or_an_unreachable_endpoint_fails_clearly(on_batch, setting, named):

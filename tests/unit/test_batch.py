@@ -178,13 +178,82 @@ def test_a_job_that_never_ran_a_container_says_so_and_names_the_image_and_queue(
     assert "'mlbuild'" in message
 
 
-def test_the_latest_attempts_container_fields_come_first():
-    job = {"container": {"exitCode": 1, "logStreamName": "job"},
-           "attempts": [{"container": {"exitCode": 2, "logStreamName": "a1"}},
-                        {"container": {"logStreamName": "a2"}}]}
-    assert batch._latest_container(job, "logStreamName") == "a2"
-    assert batch._latest_container(job, "exitCode") == 2
-    assert batch._latest_container({}, "exitCode") is None
+def test_the_log_is_the_current_attempts_and_the_exit_code_the_latest_attempts():
+    running = {"container": {"logStreamName": "a2"},  # attempt 2 runs; attempts[] lists 1
+               "attempts": [{"container": {"exitCode": 2, "logStreamName": "a1"}}]}
+    assert batch._log_stream(running) == "a2"
+    assert batch._log_stream({"attempts": [{"container": {"logStreamName": "a1"}}]}) == "a1"
+    never_ran = {"container": {"exitCode": 2},
+                 "attempts": [{"container": {"exitCode": 2}}, {"container": {}}]}
+    assert batch._exit_code(never_ran) is None  # not the older attempt's code
+    assert batch._exit_code({"container": {"exitCode": 3}}) == 3
+    assert batch._exit_code({}) is None
+
+
+class Explicit(luigi.Task):
+    fast = luigi.BoolParameter(parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    slow = luigi.BoolParameter(default=True)
+
+
+def test_bool_parameters_on_the_job_command_line():
+    assert batch.command_line_args(Explicit(fast=False)) == ["--fast", "false", "--slow"]
+    with pytest.raises(ConfigError, match="Explicit: --slow is true unless given"):
+        batch.command_line_args(Explicit(fast=True, slow=False))
+
+
+def test_a_task_with_effects_outside_the_store_is_refused():
+    from mlbuild import BuildTask
+
+    class Publishes(BuildTask):
+        def invalidation_reason(self):
+            return None
+
+    with pytest.raises(ConfigError, match="Publishes cannot run on AWS Batch"):
+        batch.check_movable(Publishes())
+    batch.check_movable(Sample(variant=1))
+
+
+class FakeBatch:
+    """A stand-in for BatchClient: a job that is already there, or one it submits."""
+
+    def __init__(self, existing: str | None, wait_error: BaseException):
+        self.existing, self.wait_error = existing, wait_error
+        self.submitted, self.terminated = [], []
+        self.batch = self
+
+    def call(self, what, function, *args, hint="", **kwargs):
+        return function(*args, **kwargs)
+
+    def unfinished_job(self, name):
+        return self.existing
+
+    def submit_job(self, **request):
+        self.submitted.append(request)
+        return {"jobId": "new-job"}
+
+    def terminate_job(self, jobId, reason):
+        self.terminated.append((jobId, reason))
+
+    def describe(self, job_id):
+        raise self.wait_error
+
+
+@pytest.mark.parametrize("existing, error, terminated", [
+    (None, KeyboardInterrupt(), [("new-job", "The mlbuild worker waiting for it stopped")]),
+    (None, SystemExit(143), [("new-job", "The mlbuild worker waiting for it stopped")]),
+    (None, batch.BatchError("describe failed"), []),  # a failed poll: the job goes on
+    ("their-job", KeyboardInterrupt(), []),  # another worker's job is never terminated
+])
+def test_only_an_interrupted_worker_terminates_and_only_its_own_job(monkeypatch, existing,
+                                                                    error, terminated):
+    fake = FakeBatch(existing, error)
+    monkeypatch.setattr(batch, "BatchClient", lambda settings: fake)
+    monkeypatch.setattr(batch, "ensure_job_definition", lambda client, request: "arn:def")
+    monkeypatch.setenv("MLBUILD_STORE", "s3://bucket/team")
+    with pytest.raises(type(error)):
+        batch.run_on_batch(Sample(variant=1), settings())
+    assert fake.terminated == terminated
+    assert len(fake.submitted) == (0 if existing else 1)
 
 
 def test_polling_backs_off_while_nothing_happens_and_starts_over_on_a_change():
