@@ -90,9 +90,10 @@ def test_train_model_runs_as_a_batch_job_and_the_pipeline_continues_to_the_end(
 
     again = ok(project.luigi("FullPipeline"))
     assert "[batch" not in again.stderr
-    summaries = batch_client(batch_endpoint).list_jobs(
-        jobQueue="mlbuild", filters=[{"name": "JOB_NAME", "values": [job]}])["jobSummaryList"]
-    assert [s["status"] for s in summaries] == ["SUCCEEDED"]
+    submitted = re.findall(r"submitted job (\S+)", result.stderr)
+    assert len(submitted) == 1, result.stderr
+    described = batch_client(batch_endpoint).describe_jobs(jobs=submitted)["jobs"]
+    assert [j["status"] for j in described] == ["SUCCEEDED"]
 
 
 def test_a_job_failing_in_its_container_fails_the_task_with_the_containers_error(
