@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlbuild.errors import IntegrityError, StoreError
+from tests import services
 from tests.conftest import TEST_AWS, ok, s3_client
 from tests.services import free_port
 
@@ -130,13 +131,16 @@ def test_two_workers_writing_the_same_results_at_once_leave_valid_results(s3_pro
     # Two machines, as far as Luigi knows: --no-lock lets the same command run twice here.
     # Their logs go to files (a pipe nobody reads would stop a worker once it is full), and
     # a worker that hangs is made to print every thread's stack (faulthandler on SIGABRT).
+    # Once in CI a worker waited 300 s: as long as five S3 attempts of 60 s. A request the
+    # server leaves unanswered is retried after 20 s here; the moto log shows the last ones.
     env = {**project.env, "PYTHONFAULTHANDLER": "1"}
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     runs = []
     for log in logs:
         with open(log, "w") as stderr:
             runs.append(subprocess.Popen([sys.executable, "-m", "luigi", "--module", "tasks",
-                                          "PublishModel", "--no-lock"], cwd=project.root,
+                                          "PublishModel", "--no-lock",
+                                          "--mlbuild-s3-read-timeout", "20"], cwd=project.root,
                                          env=env, stdout=subprocess.DEVNULL, stderr=stderr))
     deadline = time.monotonic() + 300
     for run in runs:
@@ -147,8 +151,11 @@ def test_two_workers_writing_the_same_results_at_once_leave_valid_results(s3_pro
                 if other.poll() is None:
                     other.send_signal(signal.SIGABRT)
                     other.wait(timeout=30)
+    server_log = services.STATE / "moto.log"
+    server = server_log.read_text()[-5000:] if server_log.exists() else ""
     for run, log in zip(runs, logs):
-        assert run.returncode == 0, f"exit {run.returncode}:\n{log.read_text()[-20000:]}"
+        assert run.returncode == 0, (f"exit {run.returncode}:\n{log.read_text()[-20000:]}\n"
+                                     f"the S3 server's last requests:\n{server}")
     for key in s3.list_keys():
         if key.endswith("/manifest.json"):
             folder = key.rsplit("/", 1)[0]
