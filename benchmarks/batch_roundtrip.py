@@ -22,8 +22,8 @@ never asserted.
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,16 +37,14 @@ sys.path.insert(0, str(ROOT))
 
 from tests import services
 
-PROJECT = ("mlbuild", "tasks", "configs", "docker", "luigi.cfg")
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-
     import docker
+    from tests.conftest import Project
 
     docker_host = services.start_docker()
     services.build_base_image(docker_host)
@@ -61,22 +59,14 @@ def main() -> int:
     s3.create_bucket(Bucket=bucket)
 
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
-        project = Path(tmp)
-        for name in PROJECT:
-            source = ROOT / name
-            if source.is_dir():
-                shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copyfile(source, project / name)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBUILD_", "LUIGI_"))}
-        env.update(aws, PYTHONPATH=str(project), DOCKER_HOST=docker_host,
-                   MLBUILD_IMAGE_BASE=os.environ.get("MLBUILD_IMAGE_BASE", services.BASE_IMAGE))
+        copy = Project.copy_of(ROOT, Path(tmp), with_library=True)
+        copy.extra_env.update(aws, DOCKER_HOST=docker_host, MLBUILD_IMAGE_BASE=os.environ.get(
+            "MLBUILD_IMAGE_BASE", services.BASE_IMAGE))
+        project, env = copy.root, copy.env
         print("building the training image (not timed) ...", flush=True)
         subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "BuildTrainingImage"],
                        cwd=project, env=env, check=True, capture_output=True)
-        import json
-
-        image = json.loads(next(project.glob(".mlbuild/store/BuildTrainingImage/*/image.json"))
+        image = json.loads(next(copy.store.glob("BuildTrainingImage/*/image.json"))
                            .read_text())["tag"]
         engine = docker.DockerClient(base_url=docker_host)
         forward = ["--batch-environment", services.BATCH_FORWARD]

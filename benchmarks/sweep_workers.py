@@ -31,7 +31,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("tasks", "configs", "docker", "luigi.cfg")  # as tests.conftest.Project
 SWEEP = ["--pipeline-config", "configs/sweep.toml"]
 SEED_FAMILIES = ("FetchData", "ValidateData", "SplitData")
 MODES = ("local", "luigid")
@@ -42,16 +41,11 @@ TIMEOUT = 3600  # seconds for one run; a hung worker fails the benchmark
 def copy_project(dest: Path, iterations: int) -> int:
     """The project's files into ``dest``, with the sweep edited; returns its variant count."""
     import re
-    import shutil
     import tomllib
 
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
+    from tests.conftest import Project
+
+    Project.copy_of(REPO, dest)
     sweep = dest / "configs" / "sweep.toml"
     text = sweep.read_text()
     edits = ((r"(?m)^num_iterations\s*=\s*\d+", f"num_iterations = {iterations}"),

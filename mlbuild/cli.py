@@ -27,9 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     module = argparse.ArgumentParser(add_help=False)
     module.add_argument("--module", default=os.environ.get("MLBUILD_MODULE", "tasks"),
                         help="the project's Python module (default: tasks)")
+    # A command that runs the project's tasks: the module option and the exit codes.
+    runs_tasks = {"parents": [module], "epilog": EXIT_CODES,
+                  "formatter_class": argparse.RawDescriptionHelpFormatter}
 
-    run = sub.add_parser("run", parents=[module], epilog=EXIT_CODES,
-                         formatter_class=argparse.RawDescriptionHelpFormatter,
+    run = sub.add_parser("run", **runs_tasks,
                          help="run a task and everything it needs, with progress")
     run.add_argument("task", help="task family, e.g. FullPipeline")
     run.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -40,8 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("task", nargs="?", default="FullPipeline")
 
     stage = sub.add_parser(
-        "stage", parents=[module], epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "stage", **runs_tasks,
         help="run one CI stage ([stages] in luigi.cfg); JUnit XML in reports/junit/",
         description="Run one stage of the release cycle and nothing else. The stages are "
                     "named in the [stages] section of luigi.cfg (train, image, unit, "
@@ -85,8 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     batch = sub.add_parser("batch", help="run one task as an AWS Batch job ([batch] in luigi.cfg)")
     batch_sub = batch.add_subparsers(dest="action", required=True)
     submit = batch_sub.add_parser(
-        "submit", parents=[module], epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "submit", **runs_tasks,
         help="submit a task as a Batch job, follow its log, wait for its result",
         description="Run one task as an AWS Batch job, as a worker does for the tasks in "
                     "[batch] tasks: its upstream results must already be in the (S3) store. "

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -233,10 +232,7 @@ def test_the_same_request_reuses_its_job_definition_and_an_unfinished_job_is_fou
     # An image that does not exist: the job stays unfinished only briefly, then fails.
     job = client.batch.submit_job(jobName=name, jobQueue="mlbuild", jobDefinition=first)["jobId"]
     assert client.unfinished_job(name) == job
-    deadline = time.monotonic() + 60
-    while client.describe(job)["status"] not in batch.FINISHED:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for(lambda: client.describe(job)["status"] in batch.FINISHED, 60, "the job to end")
     assert client.unfinished_job(name) is None
 
 

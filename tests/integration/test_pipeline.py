@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import ok
+from tests.conftest import ok, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -121,14 +121,6 @@ def test_two_runs_in_two_empty_stores_give_byte_identical_models(built_project, 
     assert project.lock.read_text().split('"created"')[0] == built_project.lock.read_text().split('"created"')[0]
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_a_run_killed_during_training_resumes_and_gives_the_same_model(project, tmp_path):
     from tests.conftest import Project
 
@@ -143,7 +135,7 @@ def test_a_run_killed_during_training_resumes_and_gives_the_same_model(project, 
     )
     work = project.root / ".mlbuild" / "cache" / "tmp"
     try:
-        _wait_for(lambda: work.is_dir() and any(work.glob("TrainModel-*")), 120, "TrainModel")
+        wait_for(lambda: work.is_dir() and any(work.glob("TrainModel-*")), 120, "TrainModel")
         time.sleep(0.5)  # inside lightgbm's training loop
     finally:
         os.killpg(process.pid, signal.SIGKILL)

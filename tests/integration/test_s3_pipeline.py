@@ -17,7 +17,7 @@ import pytest
 
 from mlbuild.errors import IntegrityError, StoreError
 from tests import services
-from tests.conftest import TEST_AWS, ok, s3_client
+from tests.conftest import TEST_AWS, ok, s3_client, wait_for
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -53,13 +53,6 @@ class S3View:
 def s3_project(project, s3_env, bucket):
     project.extra_env.update(s3_env, MLBUILD_STORE=f"s3://{bucket}/{PREFIX}")
     return project, S3View(s3_env["AWS_ENDPOINT_URL"], bucket)
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_the_whole_pipeline_runs_on_s3_and_a_second_run_is_a_no_op(s3_project, tmp_path):
@@ -174,7 +167,7 @@ def test_a_run_killed_mid_upload_leaves_nothing_visible_and_gc_aborts_the_upload
                                start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads"),
+        wait_for(lambda: s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads"),
                   120, "the multipart upload to begin")
     finally:
         os.killpg(process.pid, signal.SIGKILL)
@@ -208,7 +201,7 @@ def test_a_server_that_stops_answering_fails_clearly_and_the_rerun_resumes(proje
                                 *fast_failure], cwd=project.root, env=project.env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     work = project.root / ".mlbuild" / "cache" / "tmp"
-    _wait_for(lambda: work.is_dir() and any(work.glob("TrainModel-*")), 120, "TrainModel")
+    wait_for(lambda: work.is_dir() and any(work.glob("TrainModel-*")), 120, "TrainModel")
     private_moto.pause()
     try:
         _, err = process.communicate(timeout=120)

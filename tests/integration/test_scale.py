@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from tests import services
-from tests.conftest import Project, ok
+from tests.conftest import Project, ok, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,6 @@ def test_three_workers_on_one_scheduler_build_each_result_once(project, s3_env, 
 def test_a_worker_killed_mid_task_hands_its_task_on(project, s3_env, bucket, tmp_path):
     import os
     import signal
-    import time
 
     folder = tmp_path / "luigid"
     folder.mkdir()
@@ -85,10 +84,8 @@ def test_a_worker_killed_mid_task_hands_its_task_on(project, s3_env, bucket, tmp
         doomed = subprocess.Popen(command, cwd=project.root, start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   env={**project.env, "MLBUILD_CACHE": str(doomed_cache)})
-        deadline = time.monotonic() + 120
-        while not any((doomed_cache / "tmp").glob("TrainVariant-*")):
-            assert time.monotonic() < deadline, "the first worker never began a variant"
-            time.sleep(0.05)
+        wait_for(lambda: any((doomed_cache / "tmp").glob("TrainVariant-*")), 120,
+                 "the first worker to begin a variant")
         os.killpg(doomed.pid, signal.SIGKILL)
         doomed.wait()
         survivor = subprocess.run(command, cwd=project.root, capture_output=True, text=True,
