@@ -72,16 +72,29 @@ def _parser() -> argparse.ArgumentParser:
     accuracy = sub.add_parser("accuracy", help="accuracy test planning")
     accuracy_sub = accuracy.add_subparsers(dest="action", required=True)
     plan = accuracy_sub.add_parser(
-        "plan", help="rows needed to detect an accuracy drop (the fast tier's sample size)")
-    plan.add_argument("--expected", type=float, default=0.95,
-                      help="the accuracy the model has (default 0.95)")
-    plan.add_argument("--drop", type=float, default=0.02,
-                      help="the drop to detect (default 0.02)")
-    plan.add_argument("--alpha", type=float, default=0.05, help="one-sided level (default 0.05)")
-    plan.add_argument("--power", type=float, default=0.8, help="power (default 0.8)")
-    plan.add_argument("--disagreement", type=float, metavar="PSI",
-                      help="for a paired comparison with the released model: the share of rows "
-                           "on which the two models disagree")
+        "plan", help="the fast tier's sample size for the configured gates, and their error "
+                     "probabilities",
+        description="Size the fast tier for the gates that run: the smallest sample from which "
+                    "on each accuracy gate passes a model at the expected accuracy with the "
+                    "configured power, computed exactly. Reads [accuracy] and [gates] from the "
+                    "pipeline config; flags override it, and alone still answer.")
+    plan.add_argument("--pipeline-config", default="configs/pipeline.toml", metavar="FILE",
+                      help="the pipeline config to read (default configs/pipeline.toml; "
+                           "ignored when it does not exist)")
+    plan.add_argument("--expected", type=float, help="the accuracy a good model has")
+    plan.add_argument("--limit", type=float,
+                      help="the accuracy gate's limit (replaces the config's accuracy gates)")
+    plan.add_argument("--drop", type=float,
+                      help="without an accuracy gate: plan one at expected - drop")
+    plan.add_argument("--alpha", type=float, help="one-sided level of every gate")
+    plan.add_argument("--power", type=float, help="probability of passing a good model")
+    plan.add_argument("--interval", choices=["wilson", "clopper-pearson"])
+    plan.add_argument("--margin", type=float,
+                      help="the change gate's margin (adds a non-inferiority gate if none)")
+    plan.add_argument("--discordance", "--disagreement", type=float, metavar="PSI",
+                      help="the share of rows on which candidate and released model disagree")
+    plan.add_argument("--classes", type=int,
+                      help="classes, for the slice warning (default: [schema] allowed_labels)")
 
     batch = sub.add_parser("batch", help="run one task as an AWS Batch job ([batch] in luigi.cfg)")
     batch_sub = batch.add_subparsers(dest="action", required=True)
@@ -167,22 +180,13 @@ def _models(args, extra: list[str]) -> int:
 
 
 def _accuracy(args, extra: list[str]) -> int:
-    from mlbuild import stats
-    from mlbuild.errors import ConfigError
+    from mlbuild.planning import plan_from_config
 
-    p0, p1 = args.expected, args.expected - args.drop
-    try:
-        rows = stats.sample_size(p0, p1, args.alpha, args.power)
-        paired = (stats.paired_sample_size(args.disagreement, args.drop, args.alpha, args.power)
-                  if args.disagreement is not None else None)
-    except ValueError as exc:
-        raise ConfigError(f"Cannot plan: {exc}") from None
-    print(f"To detect a drop of accuracy from {p0} to {p1:.4g} with a one-sided test at level "
-          f"{args.alpha} and power {args.power}:")
-    print(f"  {rows} test rows  (n = [z(1-a)*sqrt(p0*q0) + z(power)*sqrt(p1*q1)]^2 / (p0-p1)^2)")
-    if paired is not None:
-        print(f"  {paired} rows for the paired comparison with the released model, when the "
-              f"two disagree on {args.disagreement:.1%} of rows")
+    plan = plan_from_config(args.pipeline_config, expected=args.expected, limit=args.limit,
+                            drop=args.drop, alpha=args.alpha, power=args.power,
+                            interval=args.interval, margin=args.margin,
+                            discordance=args.discordance, classes=args.classes)
+    print("\n".join(plan.lines()))
     return 0
 
 

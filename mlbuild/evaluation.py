@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from mlbuild import stats
 from mlbuild.config import Section
-from mlbuild.gates import GateResult, GatesConfig, build_gates
+from mlbuild.gates import NO_RELEASED_MODEL, GateResult, GatesConfig, ThresholdGate, build_gates
 from mlbuild.metrics import METRICS, Kind, Predictions
 
 if TYPE_CHECKING:
@@ -30,47 +29,157 @@ PredictFn = Callable[[Any], tuple[Any, Any]]
 
 
 class TiersConfig(Section):
-    """``[accuracy]``: how each tier evaluates."""
+    """``[accuracy]``: how each tier evaluates, and what the fast tier's sample is sized for."""
 
-    #: the fast tier detects a drop of ``drop`` from the ``expected`` accuracy with this power
+    #: the accuracy a good model has: the fast tier's sample passes such a model with ``power``
     expected: float = Field(default=0.95, gt=0.0, lt=1.0)
+    #: plans a gate at ``expected - drop`` when [gates] has no accuracy threshold
     drop: float = Field(default=0.02, gt=0.0, lt=1.0)
+    #: the level of that fallback gate
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     power: float = Field(default=0.8, gt=0.5, lt=1.0)
+    #: the share of rows on which candidate and released model disagree, for planning the
+    #: change gate (default: 2 (1 - expected), as if their errors never overlapped)
+    discordance: float | None = Field(default=None, gt=0.0, le=1.0)
     seed: int = 0
     chunk_rows: int = Field(default=50_000, ge=1)
     workers: int = Field(default=2, ge=1)
 
+    @property
+    def assumed_discordance(self) -> float:
+        return self.discordance or min(1.0, 2 * (1 - self.expected))
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """The rows one gate needs to pass a model at ``expected`` with the configured power."""
+
+    gate: str
+    rows: int | None                 # None: not sized (see note)
+    note: str
+    #: at the rows the tier uses: the probability it passes a model at ``expected`` (or as
+    #: good as the released one), and one at the limit (or worse by the margin)
+    passes_good: float | None = None
+    passes_bad: float | None = None
+    bad_model: str = "one at the limit"
+
 
 @dataclass(frozen=True)
 class SamplePlan:
-    """The fast tier's sample: how many rows detect the configured drop, and why."""
+    """The fast tier's sample: the rows the gates that run need, and why."""
 
     expected: float
-    drop: float
-    alpha: float
     power: float
     rows_needed: int
-    rows_available: int
+    rows_available: int | None
+    requirements: tuple[Requirement, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
+        if self.rows_available is None:
+            return self.rows_needed
         return min(self.rows_needed, self.rows_available)
 
     def describe(self) -> str:
-        text = (f"{self.rows_needed} rows detect a drop of accuracy from {self.expected} to "
-                f"{self.expected - self.drop:.4g} (one-sided alpha {self.alpha}, power "
-                f"{self.power})")
-        if self.rows_needed > self.rows_available:
+        text = (f"{self.rows_needed} rows, so that each gate below passes a model at the "
+                f"expected accuracy {self.expected} with probability at least {self.power}")
+        if self.rows_available is not None and self.rows_needed > self.rows_available:
             text += f"; only {self.rows_available} are available, so all are used"
         return text + "."
 
+    def lines(self) -> list[str]:
+        """The plan, a line per gate and per warning, for the CLI and the reports."""
+        out = [self.describe()]
+        for r in self.requirements:
+            out.append(f"  {r.gate}: {'not sized' if r.rows is None else f'{r.rows} rows'} "
+                       f"({r.note})")
+            if r.passes_good is not None:
+                out.append(f"    at {self.rows} rows: fails a good model with probability "
+                           f"{1 - r.passes_good:.3f} (false alarm), passes {r.bad_model} with "
+                           f"probability {r.passes_bad:.3f} (miss)")
+        out += [f"  warning: {w}" for w in self.warnings]
+        return out
 
-def plan_sample(config: TiersConfig, rows_available: int) -> SamplePlan:
-    needed = stats.sample_size(config.expected, config.expected - config.drop, config.alpha,
-                               config.power)
-    return SamplePlan(config.expected, config.drop, config.alpha, config.power, needed,
-                      rows_available)
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rows": self.rows, "describe": self.describe()}
+
+
+def plan_sample(tiers: TiersConfig, gates: GatesConfig | None = None,
+                rows_available: int | None = None, slice_shares: dict | None = None
+                ) -> SamplePlan:
+    """Size the fast tier for the gates that run (mlbuild.power), not for a textbook test.
+
+    Each accuracy threshold gate and a non-inferiority change gate on accuracy gets the
+    smallest n from which on it passes a model at ``expected`` with ``power`` (exact); the
+    tier takes the largest. Slice gates are not sized into the total (a rare class would
+    need the whole split); the plan says what each slice needs and warns when a slice
+    falls under ``min_rows`` in the sample. ``slice_shares`` maps ``by`` to the shares of
+    its values (for ``class``, the label shares of the split).
+    """
+    from mlbuild import power
+
+    gates = gates or GatesConfig()
+    expected, target = tiers.expected, tiers.power
+    sized, unsized, warnings = [], [], []   # sized: (requirement, n -> its characteristic)
+    thresholds, change, slices = build_gates(gates)
+    accuracy = [g for g in thresholds if g.metric == "accuracy"]
+    if not accuracy:
+        accuracy = [ThresholdGate("accuracy", round(expected - tiers.drop, 10), "confident",
+                                  1 - tiers.alpha, gates.interval)]
+        warnings.append(f"[gates] has no accuracy threshold: the sample is sized for one at "
+                        f"expected - drop = {accuracy[0].limit:.4g}.")
+    for gate in accuracy:
+        if expected <= gate.limit:
+            unsized.append(Requirement(gate.name, None, f"the expected {expected} does not "
+                                       "exceed the limit: a model at expected fails it at least "
+                                       "half the time at any n"))
+            continue
+        rows = power.threshold_rows(expected, gate.limit, gate.confidence, gate.interval,
+                                    gate.mode, target)
+        note = f"{gate.interval} bound, exact" if gate.mode == "confident" else "estimate, exact"
+        sized.append((Requirement(gate.name, rows, note),
+                      lambda n, g=gate: g.operating_characteristic(n, expected)))
+    if change is not None and change.metric == "accuracy":
+        psi = tiers.assumed_discordance
+        if change.mode == "regression":
+            unsized.append(Requirement(change.name, None, "regression mode passes an equal "
+                                       "model at any n; it catches only the drops a sample "
+                                       "proves"))
+        else:
+            source = "[accuracy] discordance" if tiers.discordance else "assumed 2 (1 - expected)"
+            rows = power.paired_rows(psi, change.margin, change.alpha, target)
+            sized.append((Requirement(change.name, rows, f"a candidate as good as the released "
+                                      f"model, discordance {psi:.3g} ({source}), exact",
+                                      bad_model="one worse by the margin"),
+                          lambda n: change.operating_characteristic(n, psi)))
+    needed = max((r.rows for r, _ in sized), default=1)
+    actual = needed if rows_available is None else min(needed, rows_available)
+    requirements = []
+    for requirement, characteristic in sized:
+        oc = characteristic(actual)
+        good, bad = oc.get("at_expected", oc.get("at_equal")), oc.get("at_limit", oc.get("at_margin"))
+        requirements.append(replace(requirement, passes_good=good, passes_bad=bad))
+        if good < target:
+            warnings.append(f"{requirement.gate} passes a good model with probability only "
+                            f"{good:.3f} on the {actual} rows available.")
+    for gate in slices:
+        if expected > gate.limit:
+            rows = power.threshold_rows(expected, gate.limit, gate.confidence, gate.interval,
+                                        gate.mode, target)
+            unsized.append(Requirement(f"each slice {gate.by}: accuracy >= {gate.limit}", rows,
+                                       f"rows per slice, not in the total; min_rows "
+                                       f"{gate.min_rows}"))
+        shares = (slice_shares or {}).get(gate.by)
+        if shares:
+            value, share = min(shares.items(), key=lambda item: item[1])
+            if share * actual < gate.min_rows:
+                warnings.append(f"slice {gate.by}={value} gets about {share * actual:.0f} of "
+                                f"{actual} rows, under min_rows = {gate.min_rows}: it is "
+                                "reported, not gated, in this tier.")
+    return SamplePlan(expected, target, needed, rows_available,
+                      tuple(requirements + unsized), tuple(warnings))
+
 
 
 def stratified_sample(labels, rows: int, seed: int) -> np.ndarray:
@@ -123,11 +232,18 @@ class Evaluation:
     def failures(self) -> list[GateResult]:
         return [r for r in self.results if r.passed is False]
 
+    def counts(self) -> dict[str, int]:
+        """How many gates were gated, passed, failed and not gated."""
+        passed = sum(r.passed is True for r in self.results)
+        failed = sum(r.passed is False for r in self.results)
+        return {"gated": passed + failed, "passed": passed, "failed": failed,
+                "not_gated": len(self.results) - passed - failed}
+
     def summary(self) -> str:
-        gated = [r for r in self.results if r.passed is not None]
+        c = self.counts()
         verdict = "passed" if self.passed else "FAILED"
-        return (f"accuracy gates {verdict} ({self.tier} tier, {self.n} rows): "
-                f"{sum(bool(r.passed) for r in gated)} of {len(gated)} gates pass")
+        return (f"accuracy gates {verdict} ({self.tier} tier, {self.n} rows): {c['passed']} "
+                f"passed, {c['failed']} failed of {c['gated']} gated; {c['not_gated']} not gated")
 
 
 def all_metrics(p: Predictions, kind: Kind, gated: set[str] = frozenset()) -> dict[str, float]:
@@ -146,14 +262,29 @@ def all_metrics(p: Predictions, kind: Kind, gated: set[str] = frozenset()) -> di
 
 def evaluate(candidate: Predictions, config: GatesConfig, *, kind: Kind, tier: Tier,
              baseline: Predictions | None = None, columns: dict[str, Any] | None = None,
-             plan: SamplePlan | None = None) -> Evaluation:
-    """Run every configured gate on the candidate's predictions (and the baseline's)."""
+             plan: SamplePlan | None = None, tiers: TiersConfig | None = None,
+             absent: str = NO_RELEASED_MODEL, missing_features: tuple[str, ...] = ()
+             ) -> Evaluation:
+    """Run every configured gate on the candidate's predictions (and the baseline's).
+
+    Each gate's result states its operating characteristic at the rows it judged: with
+    ``tiers``, at ``expected`` too. ``absent`` says why there is no baseline;
+    ``missing_features`` are the features the released model needs and the data lacks.
+    """
     columns = dict(columns or {})
     columns.setdefault("class", candidate.y_true)
+    tiers = tiers or TiersConfig()
     thresholds, change, slices = build_gates(config)
-    results = [gate.check(candidate) for gate in thresholds]
+    results = [gate.check(candidate).with_operating_characteristic(
+        gate.operating_characteristic(len(candidate), tiers.expected)) for gate in thresholds]
     if change is not None:
-        results.append(change.check(candidate, baseline))
+        result = change.check(candidate, baseline, absent=absent,
+                              missing_features=missing_features)
+        if result.passed is not None:
+            psi = result.details.get("discordance") or tiers.assumed_discordance
+            result = result.with_operating_characteristic(
+                change.operating_characteristic(result.n, psi))
+        results.append(result)
     for gate in slices:
         if gate.by not in columns:
             results.append(GateResult(
@@ -161,7 +292,11 @@ def evaluate(candidate: Predictions, config: GatesConfig, *, kind: Kind, tier: T
                 f"The slice column {gate.by!r} is not in the test data (columns: "
                 f"{', '.join(sorted(columns))}). Hint: fix [[gates.slices]] by.", 0))
             continue
-        results.extend(gate.check(candidate, columns[gate.by]))
+        for result in gate.check(candidate, columns[gate.by], baseline):
+            if result.passed is not None and "successes" in result.details:
+                result = result.with_operating_characteristic(
+                    gate.operating_characteristic(result.n, tiers.expected))
+            results.append(result)
     gated = {r.metric for r in results}
     metrics = {k: v for k, v in all_metrics(candidate, kind, gated).items() if not math.isnan(v)}
     return Evaluation(tier, kind, len(candidate), metrics, results, plan, candidate, baseline,

@@ -6,16 +6,22 @@ A point estimate compared with a threshold ignores sampling error (see
 
 * **threshold** — a metric against an absolute limit. ``confident`` mode (the default)
   passes only when the one-sided confidence bound meets the limit: the sample *proves*
-  it. ``point`` mode compares the estimate.
-* **change** — non-inferiority against the released model on the same rows: exact
-  McNemar on the discordant rows for accuracy, a one-sided Wilcoxon signed-rank test on
-  per-row losses otherwise. Fails when the candidate is significantly worse by more than
-  the margin. Skipped, and reported so, when there is no released model yet.
-* **slices** — a threshold on each value of a column (or on each class), for slices with
-  at least ``min_rows`` rows; smaller ones are reported, not gated; a required value with
-  no rows fails. The slices' p-values get a Holm or Benjamini–Hochberg correction.
+  it. Proportions get Wilson or Clopper–Pearson bounds; other metrics a seeded BCa
+  bootstrap (:mod:`mlbuild.resample`), which proves nothing when its resamples are
+  degenerate or a class has too few rows. ``point`` mode compares the estimate.
+* **change** — against the released model, on the same rows. By default
+  ``non-inferiority``: the candidate passes only when the data reject "worse by the
+  margin or more" (Tango's score test for accuracy, a paired t-test of the mean loss for
+  log-loss and MAE, a paired bootstrap of the RMSE difference). ``mode = "regression"``
+  fails only when the data prove a regression beyond the margin. Not gated, and reported
+  so, when there is no released model to compare with.
+* **slices** — each value of a column (or each class) with at least ``min_rows`` rows
+  must meet the limit: an intersection–union test, each slice at level alpha and no
+  multiplicity correction (Berger 1982). With ``not_worse``, each slice is also tested
+  for a regression against the released model; that is a union of tests, so its p-values
+  get Holm's or Benjamini–Hochberg's correction.
 
-Every result carries the numbers and a sentence saying what was proved. This module is
+Every result carries the numbers and a sentence saying what was shown. This module is
 the one place gate logic lives: the host's evaluation and the serving image's acceptance
 test decide the same way.
 """
@@ -23,8 +29,7 @@ test decide the same way.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from statistics import NormalDist
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -70,8 +75,12 @@ class ThresholdSpec(Section):
 
 class ChangeSpec(Section):
     metric: str = "accuracy"
-    margin: float = Field(default=0.0, ge=0.0)
+    #: how much worse than the released model the candidate may be, in the metric's units
+    margin: float = Field(ge=0.0)
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    mode: stats.ChangeMode = "non-inferiority"
+    #: pass a candidate whose released model cannot read the new data (recorded in the lock)
+    accept_incomparable: bool = False
 
     @field_validator("metric")
     @classmethod
@@ -82,6 +91,14 @@ class ChangeSpec(Section):
                              f"{', '.join(m for m, v in METRICS.items() if v.row_loss)}")
         return name
 
+    @model_validator(mode="after")
+    def _margin_for_non_inferiority(self):
+        if self.mode == "non-inferiority" and self.margin == 0:
+            raise ValueError("a non-inferiority change gate needs a margin above 0: with 0 the "
+                             "candidate would have to prove it is better than the released "
+                             "model (use e.g. margin = 0.02, or mode = \"regression\")")
+        return self
+
 
 class SliceSpec(Section):
     by: str                    # "class", or a column of the test data
@@ -89,14 +106,21 @@ class SliceSpec(Section):
     min: float = Field(ge=0.0, le=1.0)
     min_rows: int = Field(default=30, ge=1)
     required: list[str] = []   # values that must be present (as text)
+    #: also fail a slice whose accuracy the data prove lower than the released model's by
+    #: more than ``margin`` (Holm or BH over the slices, by [gates] correction)
+    not_worse: bool = False
+    margin: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class GatesConfig(Section):
     mode: Mode = "confident"
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     interval: Literal["wilson", "clopper-pearson"] = "wilson"
+    #: for the slices' "not worse than the released model" tests (a union of tests)
     correction: Literal["holm", "bh"] = "holm"
     bootstrap_resamples: int = Field(default=2000, ge=100)
+    #: a confident bootstrap gate of a classifier proves nothing with fewer rows of a class
+    bootstrap_min_class_rows: int = Field(default=10, ge=1)
     seed: int = 0
     threshold: list[ThresholdSpec] = []
     change: ChangeSpec | None = None
@@ -124,12 +148,23 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def with_operating_characteristic(self, oc: dict[str, Any] | None) -> GateResult:
+        """This result with its operating characteristic stated in details and reason."""
+        if not oc:
+            return self
+        return replace(self, reason=f"{self.reason} {oc['sentence']}",
+                       details={**self.details, "operating_characteristic": oc})
+
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
 
 
-# ----------------------------------------------------------------------------- gates
+def _chance(p: float) -> str:
+    return f"{p:.3f}" if 0.001 <= p <= 0.999 else f"{p:.2g}"
+
+
+# ----------------------------------------------------------------------------- threshold
 
 
 @dataclass(frozen=True)
@@ -143,6 +178,7 @@ class ThresholdGate:
     interval: str = "wilson"
     resamples: int = 2000
     seed: int = 0
+    min_class_rows: int = 10
 
     def __post_init__(self):
         if self.mode not in ("point", "confident"):
@@ -162,31 +198,12 @@ class ThresholdGate:
         op = ">=" if self.spec.higher_is_better else "<="
         return f"{self.metric} {op} {self.limit} ({self.mode})"
 
-    def interval_and_bound(self, p: Predictions) -> tuple[tuple[float, float], float | None]:
-        """The two-sided interval at ``confidence`` and, in confident mode, the one-sided
-        bound at that level on the side that must meet the limit (one set of resamples)."""
-        side = "lower" if self.spec.higher_is_better else "upper"
-        if self.spec.uncertainty == "proportion":
-            correct = int((p.y_true == p.y_pred).sum())
-            return (stats.proportion_interval(correct, len(p), self.confidence, self.interval),
-                    stats.proportion_bound(correct, len(p), self.confidence, self.interval, side))
-        compute = self.spec.compute
-        if p.proba is None:
-            data, fn = (p.y_true, p.y_pred), (lambda y, yp: compute(y, yp))
-        else:
-            import numpy as np
+    @property
+    def side(self) -> Literal["lower", "upper"]:
+        return "lower" if self.spec.higher_is_better else "upper"
 
-            rows = np.arange(len(p))
-            data = (p.y_true, p.y_pred, rows)
-            fn = (lambda y, yp, r: compute(y, yp, p.proba[r]))
-        # A one-sided bound at c is an end of the two-sided interval at 2c - 1.
-        levels = (self.confidence,) + ((2 * self.confidence - 1,) if self.mode != "point" else ())
-        interval, *one_sided = stats.bootstrap_intervals(fn, data, levels, self.resamples,
-                                                         self.seed)
-        if not one_sided:
-            return interval, None
-        low, high = one_sided[0]
-        return interval, low if side == "lower" else high
+    def _meets(self, value: float) -> bool:
+        return bool(value >= self.limit if self.spec.higher_is_better else value <= self.limit)
 
     def check(self, p: Predictions) -> GateResult:
         if len(p) == 0:
@@ -200,44 +217,153 @@ class ThresholdGate:
                               f"{p.proba.shape[1]} classes. Hint: gate macro_f1 or "
                               "balanced_accuracy instead.")
         estimate = self.spec.compute(p.y_true, p.y_pred, p.proba)
-        interval, bound = self.interval_and_bound(p)
+        if self.spec.uncertainty == "proportion":
+            return self._proportion(p, estimate)
+        return self._bootstrap(p, estimate)
+
+    def _result(self, p: Predictions, estimate: float, interval, bound, method: str,
+                refusal: str | None = None, details: dict | None = None) -> GateResult:
         if self.mode == "point":
             bound, what = estimate, "the estimate"
         else:
-            side = "lower" if self.spec.higher_is_better else "upper"
-            what = f"the one-sided {self.confidence:.0%} {side} bound"
-        better = self.spec.higher_is_better
-        passed = bool(bound >= self.limit if better else bound <= self.limit)
-        verdict = "meets" if passed else "misses"
-        method = (self.interval if self.spec.uncertainty == "proportion"
-                  else f"{stats.bootstrap_method(len(p))} bootstrap")
+            what = f"the one-sided {self.confidence:.0%} {self.side} bound"
+        passed = refusal is None and self._meets(bound)
         reason = (f"{self.metric} = {_fmt(estimate)} on {len(p)} rows ({self.confidence:.0%} "
-                  f"{method} interval [{_fmt(interval[0])}, {_fmt(interval[1])}]); {what} "
-                  f"{_fmt(bound)} {verdict} the limit {self.limit}.")
-        estimate_ok = estimate >= self.limit if better else estimate <= self.limit
-        if not passed and self.mode == "confident" and estimate_ok:
-            reason += " The estimate meets it, but this sample is too small to prove it."
+                  f"{method} interval [{_fmt(interval[0])}, {_fmt(interval[1])}]); ")
+        if refusal:
+            reason += refusal
+        else:
+            reason += (f"{what} {_fmt(bound)} {'meets' if passed else 'misses'} the limit "
+                       f"{self.limit}.")
+            if not passed and self.mode == "confident" and self._meets(estimate):
+                reason += " The estimate meets it, but this sample is too small to prove it."
         return GateResult(self.name, "threshold", self.metric, passed, reason, len(p), estimate,
-                          interval, self.limit, bound)
+                          interval, self.limit, bound, None, details or {})
+
+    def _proportion(self, p: Predictions, estimate: float) -> GateResult:
+        correct = int((p.y_true == p.y_pred).sum())
+        interval = stats.proportion_interval(correct, len(p), self.confidence, self.interval)
+        bound = stats.proportion_bound(correct, len(p), self.confidence, self.interval,
+                                       self.side)
+        return self._result(p, estimate, interval, bound, self.interval,
+                            details={"successes": correct})
+
+    def _bootstrap(self, p: Predictions, estimate: float) -> GateResult:
+        from mlbuild import resample
+
+        result = bootstrap(self.metric, p, self.resamples, self.seed)
+        interval = result.interval(self.confidence)
+        bound = result.bound(self.confidence, self.side)
+        method = f"{result.method} bootstrap"
+        details = {"bootstrap": {"method": result.method, "resamples": self.resamples,
+                                 "seed": self.seed, "degenerate": result.degenerate}}
+        if self.mode == "point":
+            return self._result(p, estimate, interval, bound, method, details=details)
+        refusal = None
+        if result.degenerate:
+            refusal = (f"the bootstrap is degenerate (its resamples hardly vary), so it proves "
+                       f"nothing about the limit {self.limit}.")
+            if self.spec.higher_is_better and 0 < self.limit < 1:
+                rows = resample.zero_error_rows(self.limit, self.confidence)
+                refusal += (f" Even without a single error it would need at least {rows} rows "
+                            f"to prove it at {self.confidence:.0%}.")
+        elif self.spec.model == "classification":
+            import numpy as np
+
+            labels, counts = np.unique(p.y_true, return_counts=True)
+            few = [f"{label} ({count})" for label, count in zip(labels, counts, strict=True)
+                   if count < self.min_class_rows]
+            if few:
+                refusal = (f"a bootstrap bound needs at least {self.min_class_rows} rows of each "
+                           f"class ([gates] bootstrap_min_class_rows), and these classes have "
+                           f"fewer: {', '.join(few[:10])}. It proves nothing here.")
+        return self._result(p, estimate, interval, bound, method, refusal, details)
+
+    def operating_characteristic(self, n: int, expected: float | None) -> dict | None:
+        """Exact pass probabilities at the limit and at ``expected`` (proportions only)."""
+        from mlbuild import power
+
+        if self.spec.uncertainty != "proportion" or n <= 0:
+            return None
+        at_limit = power.threshold_pass_probability(n, self.limit, self.limit, self.confidence,
+                                                    self.interval, self.mode)
+        oc = {"n": n, "exact": True, "at_limit": at_limit}
+        sentence = (f"At {n} rows this gate passes a model at the limit with probability "
+                    f"{_chance(at_limit)}")
+        if expected is not None:
+            oc["expected"] = expected
+            oc["at_expected"] = power.threshold_pass_probability(
+                n, expected, self.limit, self.confidence, self.interval, self.mode)
+            sentence += (f" and a model at the expected {expected} with probability "
+                         f"{_chance(oc['at_expected'])}")
+        oc["sentence"] = sentence + " (exact binomial sums)."
+        return oc
+
+
+def bootstrap(metric: str, p: Predictions, resamples: int, seed: int):
+    """The seeded bootstrap of a metric: from the confusion matrix's cells when the metric
+    is a function of it (cost independent of the rows), else over rows."""
+    import numpy as np
+
+    from mlbuild import resample
+    from mlbuild.metrics import COUNT_STATISTICS, confusion_matrix
+
+    spec = METRICS[metric]
+    if metric in COUNT_STATISTICS:
+        classes = int(max(np.max(p.y_true), np.max(p.y_pred))) + 1
+        counts = confusion_matrix(p.y_true, p.y_pred, classes)
+        return resample.confusion_bootstrap(counts, COUNT_STATISTICS[metric], resamples, seed)
+    if spec.row_loss is not None:
+        loss = spec.row_loss(p.y_true, p.y_pred, p.proba)
+        root = metric == "rmse"  # the root of a mean squared error
+        return resample.row_bootstrap(
+            (lambda a: np.sqrt(a.mean(axis=-1))) if root else (lambda a: a.mean(axis=-1)),
+            (loss,), resamples, seed)
+    rows = np.arange(len(p))
+
+    def per_resample(index):  # AUC and other per-row statistics with no vectorised form
+        return np.array([spec.compute(p.y_true[i], p.y_pred[i], p.proba[i])
+                         for i in np.atleast_2d(index)])
+
+    return resample.row_bootstrap(per_resample, (rows,), resamples, seed)
+
+
+# ----------------------------------------------------------------------------- change
+
+
+NO_RELEASED_MODEL = ("there is no released model in models.lock to compare with yet (this is "
+                     "the first model)")
 
 
 @dataclass(frozen=True)
 class ChangeGate:
-    """Non-inferiority of the candidate against the released model, on the same rows."""
+    """The candidate against the released model, on the same rows."""
 
     metric: str = "accuracy"
-    margin: float = 0.0
+    margin: float = 0.02
     alpha: float = 0.05
+    mode: stats.ChangeMode = "non-inferiority"
+    accept_incomparable: bool = False
+    resamples: int = 2000
+    seed: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.metric} not worse than the released model by more than {self.margin}"
+        if self.mode == "regression":
+            return (f"{self.metric}: no proven regression beyond {self.margin} against the "
+                    "released model (regression mode)")
+        return (f"{self.metric} not worse than the released model by {self.margin} or more "
+                "(non-inferiority)")
 
-    def check(self, candidate: Predictions, baseline: Predictions | None) -> GateResult:
+    def check(self, candidate: Predictions, baseline: Predictions | None, *,
+              absent: str = NO_RELEASED_MODEL,
+              missing_features: tuple[str, ...] = ()) -> GateResult:
+        """``absent`` says why there is no baseline; ``missing_features`` are features the
+        released model needs that the test data lacks (it could not be scored)."""
+        if missing_features:
+            return self._incomparable(missing_features)
         if baseline is None:
-            return GateResult(self.name, "change", self.metric, None,
-                              "Skipped: there is no released model in models.lock to compare "
-                              "with yet (this is the first model).")
+            return GateResult(self.name, "change", self.metric, None, f"Not gated: {absent}.")
         if len(baseline) != len(candidate):
             raise DataError("The candidate and the released model were scored on different "
                             f"rows ({len(candidate)} and {len(baseline)}).")
@@ -246,31 +372,104 @@ class ChangeGate:
         base = spec.compute(baseline.y_true, baseline.y_pred, baseline.proba)
         n = len(candidate)
         if self.metric == "accuracy":
-            c_right = candidate.y_pred == candidate.y_true
-            b_right = baseline.y_pred == baseline.y_true
-            b_only, c_only = int((b_right & ~c_right).sum()), int((c_right & ~b_right).sum())
-            p = stats.non_inferiority_p(b_only, c_only, n, self.margin)
-            test = (f"exact McNemar on {b_only + c_only} discordant rows (baseline only right: "
-                    f"{b_only}, candidate only right: {c_only})")
-            details = {"baseline_only": b_only, "candidate_only": c_only}
+            p, test, details = self._accuracy(candidate, baseline)
+        elif self.metric == "rmse":
+            p, test, details = self._rmse(candidate, baseline)
         else:
             cand_loss = spec.row_loss(candidate.y_true, candidate.y_pred, candidate.proba)
             base_loss = spec.row_loss(baseline.y_true, baseline.y_pred, baseline.proba)
-            p = stats.one_sided_wilcoxon_p(cand_loss, base_loss, self.margin)
-            test = "one-sided Wilcoxon signed-rank test on the per-row losses"
+            p = stats.paired_mean_change_p(cand_loss, base_loss, self.margin, self.mode)
+            test = (f"one-sided paired t-test of the mean per-row {self.metric} difference "
+                    f"(mean {_fmt(float((cand_loss - base_loss).mean()))})")
             details = {}
-        passed = bool(p >= self.alpha)
-        verdict = ("no evidence that it is worse by more than the margin" if passed else
-                   "significantly worse by more than the margin")
+        significant = p <= self.alpha
+        if self.mode == "non-inferiority":
+            passed = significant
+            verdict = ("shown not worse by the margin or more" if passed else
+                       "not shown to be within the margin: the sample does not rule out a "
+                       "drop of the margin or more")
+        else:
+            passed = not significant
+            verdict = ("no regression beyond the margin shown" if passed else
+                       "shown worse by more than the margin")
         reason = (f"{self.metric}: candidate {_fmt(cand)}, released model {_fmt(base)} on the "
-                  f"same {n} rows; {test}: p = {p:.4g} (alpha {self.alpha}): {verdict}.")
-        return GateResult(self.name, "change", self.metric, passed, reason, n, cand, None,
-                          self.margin, None, p, {**details, "baseline": base})
+                  f"same {n} rows; {test}: p = {p:.4g} (alpha {self.alpha}, {self.mode}): "
+                  f"{verdict}.")
+        return GateResult(self.name, "change", self.metric, bool(passed), reason, n, cand, None,
+                          self.margin, None, p, {**details, "baseline": base, "mode": self.mode})
+
+    def _accuracy(self, candidate: Predictions, baseline: Predictions):
+        c_right = candidate.y_pred == candidate.y_true
+        b_right = baseline.y_pred == baseline.y_true
+        b_only, c_only = int((b_right & ~c_right).sum()), int((c_right & ~b_right).sum())
+        p = stats.paired_change_p(b_only, c_only, len(candidate), self.margin, self.mode)
+        test = (f"Tango's score test on {b_only + c_only} discordant rows (released model only "
+                f"right: {b_only}, candidate only right: {c_only})")
+        return p, test, {"baseline_only": b_only, "candidate_only": c_only,
+                         "discordance": (b_only + c_only) / len(candidate)}
+
+    def _rmse(self, candidate: Predictions, baseline: Predictions):
+        import numpy as np
+
+        from mlbuild import resample
+
+        spec = METRICS["rmse"]
+        squares = (spec.row_loss(candidate.y_true, candidate.y_pred, None),
+                   spec.row_loss(baseline.y_true, baseline.y_pred, None))
+        result = resample.row_bootstrap(
+            lambda a, b: np.sqrt(a.mean(axis=-1)) - np.sqrt(b.mean(axis=-1)), squares,
+            self.resamples, self.seed)
+        # The share of resamples on the far side of the margin: a bootstrap p-value.
+        if self.mode == "non-inferiority":
+            p = float(np.mean(result.distribution >= self.margin))
+        else:
+            p = float(np.mean(result.distribution <= self.margin))
+        low, high = result.interval(1 - 2 * self.alpha)
+        test = (f"paired {result.method} bootstrap of RMSE(candidate) - RMSE(released) = "
+                f"{_fmt(result.estimate)}, {1 - 2 * self.alpha:.0%} interval [{_fmt(low)}, "
+                f"{_fmt(high)}], margin {self.margin} in RMSE units")
+        return p, test, {"difference": result.estimate, "difference_interval": [low, high]}
+
+    def _incomparable(self, missing: tuple[str, ...]) -> GateResult:
+        names = ", ".join(missing)
+        what = (f"The released model reads {len(missing)} feature(s) the test data no longer "
+                f"has ({names}), so it cannot be scored on the same rows")
+        details = {"incomparable": True, "missing_features": list(missing)}
+        if self.accept_incomparable:
+            return GateResult(self.name, "change", self.metric, None,
+                              f"Not gated: {what}; [gates.change] accept_incomparable = true "
+                              "accepts this incomparable change, and models.lock records it.",
+                              details=details)
+        return GateResult(self.name, "change", self.metric, False,
+                          f"{what}. Hint: restore the features, or, if dropping them is "
+                          "intended, set accept_incomparable = true under [gates.change] for "
+                          "this change (models.lock records it).", details=details)
+
+    def operating_characteristic(self, n: int, discordance: float) -> dict | None:
+        """Exact pass probabilities of an accuracy change gate at ``discordance``: for a
+        candidate worse by the margin and for one as good as the released model."""
+        from mlbuild import power
+
+        if self.metric != "accuracy" or n <= 0:
+            return None
+        psi = min(1.0, max(discordance, self.margin))
+        at_margin = power.paired_pass_probability(n, psi, -self.margin, self.margin,
+                                                  self.alpha, self.mode)
+        at_equal = power.paired_pass_probability(n, psi, 0.0, self.margin, self.alpha,
+                                                 self.mode)
+        sentence = (f"At {n} rows and discordance {psi:.3g} this gate passes a candidate worse "
+                    f"by the margin with probability {_chance(at_margin)} and one as good as "
+                    f"the released model with probability {_chance(at_equal)} (exact sums).")
+        return {"n": n, "exact": True, "discordance": psi, "at_margin": at_margin,
+                "at_equal": at_equal, "sentence": sentence}
+
+
+# ----------------------------------------------------------------------------- slices
 
 
 @dataclass(frozen=True)
 class SliceGate:
-    """Accuracy on each slice of the rows, with a multiple-testing correction."""
+    """Accuracy on each slice of the rows: every gated slice must meet the limit."""
 
     by: str
     limit: float
@@ -280,24 +479,17 @@ class SliceGate:
     confidence: float = 0.95
     interval: str = "wilson"
     correction: str = "holm"
+    not_worse: bool = False
+    margin: float = 0.0
 
-    def _p_value(self, correct: int, n: int) -> float:
-        """One-sided p of H0 "accuracy <= limit": small when the slice proves the limit."""
-        if self.interval == "clopper-pearson":
-            from scipy.stats import binomtest
-
-            return float(binomtest(correct, n, self.limit, alternative="greater").pvalue)
-        if self.limit in (0.0, 1.0):
-            return 0.0 if correct / n > self.limit else 1.0
-        z = (correct / n - self.limit) / math.sqrt(self.limit * (1 - self.limit) / n)
-        return 1 - NormalDist().cdf(z)  # the score test that the Wilson interval inverts
-
-    def check(self, p: Predictions, values) -> list[GateResult]:
+    def check(self, p: Predictions, values, baseline: Predictions | None = None
+              ) -> list[GateResult]:
         import numpy as np
 
         values = np.asarray(values).astype(str)
         present = sorted(set(values.tolist()))
-        results, gated = [], []
+        results, compared = [], []
+        alpha = 1 - self.confidence
         for value in present:
             rows = values == value
             n, correct = int(rows.sum()), int((p.y_pred[rows] == p.y_true[rows]).sum())
@@ -310,31 +502,10 @@ class SliceGate:
                     f"Reported, not gated: {n} rows, fewer than min_rows = {self.min_rows} "
                     f"(accuracy {_fmt(estimate)}).", n, estimate, interval, self.limit))
                 continue
-            gated.append((len(results), correct, n))
-            results.append(GateResult(name, "slice", "accuracy", None, "", n, estimate, interval,
-                                      self.limit))
-        pvalues = [self._p_value(c, n) for _, c, n in gated]
-        adjust = stats.holm if self.correction == "holm" else stats.benjamini_hochberg
-        adjusted = adjust(pvalues) if pvalues else []
-        alpha = 1 - self.confidence
-        for (index, correct, n), raw, adj in zip(gated, pvalues, adjusted, strict=True):
-            r = results[index]
-            if self.mode == "point":
-                passed = r.estimate >= self.limit
-                how = f"the estimate {_fmt(r.estimate)}"
-            else:
-                passed = adj <= alpha
-                how = (f"the test that it exceeds the limit gives p = {raw:.3g}, "
-                       f"{self.correction}-adjusted over {len(gated)} slices {adj:.3g} "
-                       f"(alpha {alpha:.3g})")
-            verdict = "meets" if passed else "does not prove" if self.mode == "confident" else "misses"
-            reason = (f"accuracy {_fmt(r.estimate)} ({correct}/{n}, interval "
-                      f"[{_fmt(r.interval[0])}, {_fmt(r.interval[1])}]); {how}: {verdict} "
-                      f"the limit {self.limit}.")
-            results[index] = GateResult(r.name, "slice", "accuracy", bool(passed), reason, n,
-                                        r.estimate, r.interval, self.limit,
-                                        r.estimate if self.mode == "point" else None, adj,
-                                        {"p_raw": raw})
+            results.append(self._meets_limit(name, correct, n, interval, alpha))
+            if self.not_worse and baseline is not None:
+                compared.append((value, rows))
+        results += self._not_worse(p, baseline, compared, alpha)
         for value in self.required:
             if value not in present:
                 results.append(GateResult(
@@ -342,18 +513,75 @@ class SliceGate:
                     f"The configured slice {self.by}={value} has no rows in the test data.", 0))
         return results
 
+    def _meets_limit(self, name: str, correct: int, n: int, interval, alpha: float
+                     ) -> GateResult:
+        estimate = correct / n
+        raw = stats.proportion_p(correct, n, self.limit, self.interval)
+        if self.mode == "point":
+            passed, how = estimate >= self.limit, f"the estimate {_fmt(estimate)}"
+        else:
+            bound = stats.proportion_bound(correct, n, self.confidence, self.interval)
+            passed = bound >= self.limit
+            how = (f"its one-sided {self.confidence:.0%} lower bound {_fmt(bound)} (p = "
+                   f"{raw:.3g}; every slice must pass at alpha {alpha:.3g}, an intersection–"
+                   "union test, so no correction for the number of slices)")
+        verdict = ("meets" if passed else "does not prove" if self.mode == "confident"
+                   else "misses")
+        reason = (f"accuracy {_fmt(estimate)} ({correct}/{n}, interval [{_fmt(interval[0])}, "
+                  f"{_fmt(interval[1])}]); {how}: {verdict} the limit {self.limit}.")
+        return GateResult(name, "slice", "accuracy", bool(passed), reason, n, estimate,
+                          interval, self.limit, estimate if self.mode == "point" else None, raw,
+                          {"successes": correct})
+
+    def _not_worse(self, p: Predictions, baseline: Predictions | None, compared, alpha
+                   ) -> list[GateResult]:
+        if not compared:
+            return []
+        tests = []
+        for value, rows in compared:
+            c_right = p.y_pred[rows] == p.y_true[rows]
+            b_right = baseline.y_pred[rows] == baseline.y_true[rows]
+            b_only, c_only = int((b_right & ~c_right).sum()), int((c_right & ~b_right).sum())
+            n = int(rows.sum())
+            raw = stats.paired_change_p(b_only, c_only, n, self.margin, "regression")
+            tests.append((value, n, b_only, c_only, raw, c_right.mean() - b_right.mean()))
+        adjust = stats.holm if self.correction == "holm" else stats.benjamini_hochberg
+        adjusted = adjust([t[4] for t in tests])
+        results = []
+        for (value, n, b_only, c_only, raw, diff), adj in zip(tests, adjusted, strict=True):
+            passed = adj > alpha
+            reason = (f"accuracy change {diff:+.4f} against the released model on {n} rows "
+                      f"(released only right: {b_only}, candidate only right: {c_only}); "
+                      f"Tango's test of a drop beyond {self.margin}: p = {raw:.3g}, "
+                      f"{self.correction}-adjusted over {len(tests)} slices {adj:.3g} (alpha "
+                      f"{alpha:.3g}; \"no slice is worse\" fails if any slice does, so the "
+                      f"slices' tests are corrected): "
+                      f"{'no regression shown' if passed else 'worse than the released model'}.")
+            results.append(GateResult(
+                f"slice {self.by}={value}: accuracy not worse than the released model",
+                "slice", "accuracy", bool(passed), reason, n, diff, None, -self.margin, None,
+                adj, {"p_raw": raw, "baseline_only": b_only, "candidate_only": c_only}))
+        return results
+
+    def operating_characteristic(self, n: int, expected: float | None) -> dict | None:
+        """One slice's exact pass probabilities at the limit and at ``expected``."""
+        return ThresholdGate("accuracy", self.limit, self.mode, self.confidence,
+                             self.interval).operating_characteristic(n, expected)
+
 
 def build_gates(config: GatesConfig):
     """The gate objects a configuration describes."""
     thresholds = [
         ThresholdGate(t.metric, t.min if t.min is not None else t.max, t.mode or config.mode,
                       config.confidence, config.interval, config.bootstrap_resamples,
-                      config.seed)
+                      config.seed, config.bootstrap_min_class_rows)
         for t in config.threshold
     ]
-    change = (ChangeGate(config.change.metric, config.change.margin, config.change.alpha)
-              if config.change else None)
+    spec = config.change
+    change = (ChangeGate(spec.metric, spec.margin, spec.alpha, spec.mode, spec.accept_incomparable,
+                         config.bootstrap_resamples, config.seed) if spec else None)
     slices = [SliceGate(s.by, s.min, s.min_rows, tuple(s.required), config.mode,
-                        config.confidence, config.interval, config.correction)
+                        config.confidence, config.interval, config.correction, s.not_worse,
+                        s.margin)
               for s in config.slices]
     return thresholds, change, slices

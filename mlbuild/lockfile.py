@@ -43,6 +43,18 @@ class ModelEntry:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: the released model this one was compared with before it was published ({sha256, uri})
     baseline: dict[str, str] | None = None
+    #: set when the released model could not be compared with this one (the features it
+    #: needed were gone) and the configuration accepted that: {missing_features, accepted_by}
+    incomparable: dict[str, Any] | None = None
+
+
+def _entry_dict(entry: ModelEntry) -> dict[str, Any]:
+    """An entry as the lock writes it: ``incomparable`` only where it happened, so locks
+    written before the field existed stay byte-identical."""
+    raw = asdict(entry)
+    if raw["incomparable"] is None:
+        del raw["incomparable"]
+    return raw
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,7 @@ class LockFile:
         return cls(models)
 
     def to_text(self) -> str:
-        raw = {"version": VERSION, "models": {n: asdict(e) for n, e in self.models.items()}}
+        raw = {"version": VERSION, "models": {n: _entry_dict(e) for n, e in self.models.items()}}
         return json.dumps(raw, sort_keys=True, indent=2) + "\n"
 
     def write(self, path: str | os.PathLike) -> None:

@@ -137,3 +137,57 @@ def confusion_matrix(y_true, y_pred, classes: int) -> np.ndarray:
     """Counts, rows = truth, columns = prediction; adds up across chunks."""
     index = np.asarray(y_true, int) * classes + np.asarray(y_pred, int)
     return np.bincount(index, minlength=classes * classes).reshape(classes, classes)
+
+
+# Confusion-matrix metrics from cell counts, vectorised over any leading axes: each takes
+# (..., K, K) counts (rows = truth, columns = prediction) and returns (...) floats equal to
+# the per-row function on the rows those counts describe. Which classes count follows the
+# counts given, as recomputing on the rows would: a class no row has (as truth, or as truth
+# or prediction for macro-F1) is left out of the average, so a bootstrap resample that lacks
+# a class of the original sample is scored as the per-row function would score its rows.
+
+def accuracy_from_counts(counts) -> np.ndarray:
+    import numpy as np
+
+    counts = np.asarray(counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.diagonal(counts, axis1=-2, axis2=-1).sum(axis=-1) / counts.sum(axis=(-2, -1))
+
+
+def balanced_accuracy_from_counts(counts) -> np.ndarray:
+    """Mean recall over the classes present as truth in ``counts``."""
+    import numpy as np
+
+    counts = np.asarray(counts)
+    truth = counts.sum(axis=-1)
+    present = truth > 0
+    correct = np.diagonal(counts, axis1=-2, axis2=-1)
+    recall = np.divide(correct, truth, out=np.zeros(truth.shape), where=present)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return recall.sum(axis=-1) / present.sum(axis=-1)
+
+
+def macro_f1_from_counts(counts) -> np.ndarray:
+    """Mean F1 over the classes present as truth or prediction; F1 = 0 when tp = 0."""
+    import numpy as np
+
+    counts = np.asarray(counts)
+    both = counts.sum(axis=-1) + counts.sum(axis=-2)  # 2 tp + fp + fn
+    present = both > 0
+    tp = np.diagonal(counts, axis1=-2, axis2=-1)
+    f1 = np.divide(2 * tp, both, out=np.zeros(both.shape), where=present)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return f1.sum(axis=-1) / present.sum(axis=-1)
+
+
+COUNT_STATISTICS: dict[str, Callable[..., np.ndarray]] = {
+    "accuracy": accuracy_from_counts,
+    "balanced_accuracy": balanced_accuracy_from_counts,
+    "macro_f1": macro_f1_from_counts,
+}
+
+
+def from_counts(name: str) -> Callable[..., np.ndarray] | None:
+    """The vectorised count statistic of metric ``name``, or None if it is not a function of
+    the confusion matrix."""
+    return COUNT_STATISTICS.get(name)

@@ -31,6 +31,7 @@ def publish_model(
     created: str,
     metrics: dict[str, Any],
     baseline: dict[str, str] | None = None,
+    incomparable: dict[str, Any] | None = None,
 ) -> ModelEntry:
     """Copy a model, whose digest is known, into the registry and record it in the lock.
 
@@ -53,6 +54,7 @@ def publish_model(
         created=created,
         metrics=metrics,
         baseline=baseline,
+        incomparable=incomparable,
     )
     LockFile.read(lock_path).with_model(name, entry).write(lock_path)
     return entry

@@ -11,7 +11,6 @@ import html
 import io
 import json
 import math
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -46,8 +45,9 @@ def metrics_json(ev: Evaluation, extra: dict[str, Any] | None = None) -> str:
         "n": ev.n,
         "metrics": ev.metrics,
         "baseline_metrics": ev.baseline_metrics,
-        "plan": None if ev.plan is None else {**asdict(ev.plan), "rows": ev.plan.rows,
-                                              "describe": ev.plan.describe()},
+        "counts": ev.counts(),
+        "summary": ev.summary(),
+        "plan": None if ev.plan is None else ev.plan.to_dict(),
         "gates": [r.to_dict() for r in ev.results],
         **(extra or {}),
     }
@@ -55,10 +55,13 @@ def metrics_json(ev: Evaluation, extra: dict[str, Any] | None = None) -> str:
 
 
 def junit_xml(ev: Evaluation, suite: str = "accuracy") -> str:
-    failures = len(ev.failures)
-    skipped = sum(r.passed is None for r in ev.results)
+    counts = ev.counts()
     root = ET.Element("testsuite", name=f"{suite}.{ev.tier}", tests=str(len(ev.results)),
-                      failures=str(failures), skipped=str(skipped), errors="0")
+                      failures=str(counts["failed"]), skipped=str(counts["not_gated"]),
+                      errors="0")
+    properties = ET.SubElement(root, "properties")
+    for key, value in (("summary", ev.summary()), *counts.items()):
+        ET.SubElement(properties, "property", name=key, value=str(value))
     for result in ev.results:
         case = ET.SubElement(root, "testcase", classname=f"{suite}.{ev.tier}.{result.kind}",
                              name=result.name)
@@ -82,6 +85,7 @@ def markdown(ev: Evaluation, title: str = "Accuracy") -> str:
     lines = [f"### {head} {title}: {ev.summary()}", ""]
     if ev.plan is not None:
         lines += [f"Sample: {ev.plan.describe()}", ""]
+        lines += [f"> {w}" for w in ev.plan.warnings] + ([""] if ev.plan.warnings else [])
     names = sorted(ev.metrics)
     if names:
         lines += ["| metric | candidate | released |", "| --- | ---: | ---: |"]

@@ -1,18 +1,23 @@
 """The statistics behind the accuracy gates (see ../shared/ACCURACY.md).
 
 Pure functions of counts and per-row arrays; scipy does the distributions. Heavy
-imports happen inside the functions, so importing this module costs nothing.
+imports happen inside the functions, so importing this module costs nothing. The
+paired tests accept numpy arrays of counts, so that :mod:`mlbuild.power` can evaluate a
+gate's decision on every possible outcome at once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Literal
 
 IntervalMethod = Literal["wilson", "clopper-pearson"]
 Side = Literal["lower", "upper", "two-sided"]
+#: what a change gate must show: ``non-inferiority`` (the candidate proves it is not worse
+#: than the released model by more than the margin) or ``regression`` (the data prove it is)
+ChangeMode = Literal["non-inferiority", "regression"]
 
 
 def _check_counts(successes: int, n: int) -> None:
@@ -40,123 +45,104 @@ def proportion_bound(successes: int, n: int, confidence: float, method: Interval
     return low if side == "lower" else high
 
 
-#: BCa needs a jackknife (one statistic per row left out); above this many rows the
-#: percentile method is used instead, whose cost does not grow with the jackknife.
-BCA_MAX_ROWS = 20_000
+def proportion_p(successes: int, n: int, limit: float, method: IntervalMethod = "wilson") -> float:
+    """One-sided p-value of H0 "proportion <= limit": small when the sample proves the limit.
 
-
-def bootstrap_method(rows: int) -> str:
-    return "BCa" if rows <= BCA_MAX_ROWS else "percentile"
-
-
-def bootstrap_interval(statistic: Callable, data: Sequence, confidence: float = 0.95,
-                       resamples: int = 2000, seed: int = 0, method: str | None = None
-                       ) -> tuple[float, float]:
-    """Seeded, paired bootstrap interval of ``statistic(*data)`` over rows (two-sided).
-
-    ``data`` is a sequence of equally long per-row arrays (labels, predictions, …), resampled
-    together. ``method`` defaults to BCa, or percentile for more than ``BCA_MAX_ROWS`` rows.
-    A degenerate sample (every resample equal) gives the point estimate twice.
+    It is the test the interval inverts: the score test for Wilson, the exact binomial test
+    for Clopper–Pearson. So ``p <= 1 - c`` exactly when the lower bound at ``c`` meets the
+    limit (up to floating point at the boundary).
     """
-    return bootstrap_intervals(statistic, data, (confidence,), resamples, seed, method)[0]
+    from scipy.stats import binomtest, norm
+
+    _check_counts(successes, n)
+    if method == "clopper-pearson":
+        return float(binomtest(successes, n, limit, alternative="greater").pvalue)
+    if limit <= 0.0 or limit >= 1.0:
+        return 0.0 if successes / n > limit else 1.0
+    z = (successes - n * limit) / math.sqrt(n * limit * (1 - limit))
+    return float(norm.sf(z))
 
 
-def bootstrap_intervals(statistic: Callable, data: Sequence, confidences: Sequence[float],
-                        resamples: int = 2000, seed: int = 0, method: str | None = None
-                        ) -> list[tuple[float, float]]:
-    """:func:`bootstrap_interval` at several confidence levels, from one set of resamples
-    (a gate needs its two-sided interval and its one-sided bound; resampling is the cost)."""
+def paired_score_z(baseline_only, candidate_only, n, margin: float):
+    """Tango's (1998) score statistic for the paired difference of two accuracies.
+
+    Rows are paired: ``candidate_only`` (c) rows only the candidate gets right,
+    ``baseline_only`` (b) rows only the released model gets right, of ``n``. The difference
+    is d = (c - b) / n; the statistic tests H0: d = -margin with the variance under H0
+    (the restricted maximum-likelihood estimate of the discordant probability), so its
+    level holds at the margin, unlike a binomial test on b with the observed discordance
+    plugged in. Large values favour the candidate. Works elementwise on numpy arrays.
+    With no discordant rows and no margin there is no evidence either way: 0.
+    """
     import numpy as np
-    from scipy.stats import bootstrap
 
-    arrays = tuple(np.asarray(a) for a in data)
-    method = method or bootstrap_method(len(arrays[0]))
-    estimate = float(statistic(*arrays))
-    if len(arrays[0]) < 2:
-        return [(estimate, estimate)] * len(confidences)  # one row: every resample is that row
-    intervals, first = [], None
-    for confidence in confidences:
-        result = bootstrap(arrays, statistic, paired=True, vectorized=False,
-                           n_resamples=0 if first else resamples, bootstrap_result=first,
-                           confidence_level=confidence, method=method,
-                           rng=np.random.default_rng(seed))
-        first = first or result
-        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-        intervals.append((estimate, estimate) if math.isnan(low) or math.isnan(high)
-                         else (low, high))
-    return intervals
+    b = np.asarray(baseline_only, float)
+    c = np.asarray(candidate_only, float)
+    n = np.asarray(n, float)
+    delta0 = -margin
+    # Tango's table: first model = candidate, so n12 = c and n21 = b.
+    a2 = 2 * n
+    b2 = -c - b + (2 * n - c + b) * delta0
+    c2 = -b * delta0 * (1 - delta0)
+    p21 = (np.sqrt(np.maximum(b2 * b2 - 4 * a2 * c2, 0.0)) - b2) / (2 * a2)
+    variance = n * (2 * p21 + delta0 * (1 - delta0))
+    top = c - b - n * delta0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(variance > 0, top / np.sqrt(np.where(variance > 0, variance, 1.0)),
+                     np.sign(top) * np.inf)
+    z = np.where(top == 0, 0.0, z)
+    return float(z) if z.ndim == 0 else z
 
 
-def mcnemar_worse_p(baseline_only: int, candidate_only: int) -> float:
-    """Exact one-sided McNemar p-value that the candidate is worse than the baseline.
+def paired_change_p(baseline_only, candidate_only, n, margin: float,
+                    mode: ChangeMode = "non-inferiority"):
+    """One-sided p-value of the paired accuracy change, by Tango's score test.
 
-    ``baseline_only`` (b): rows only the baseline gets right; ``candidate_only`` (c): rows
-    only the candidate gets right. Under equal accuracy each discordant row is a fair coin,
-    so p = P(X >= b) for X ~ Binomial(b + c, 1/2) (McNemar, 1947).
+    ``non-inferiority``: H0 "the candidate is worse by the margin or more"; a small p
+    proves it is not, and the candidate passes. ``regression``: H0 "it is worse by less
+    than the margin"; a small p proves a regression beyond the margin, and it fails.
     """
-    from scipy.stats import binomtest
+    from scipy.stats import norm
 
-    discordant = baseline_only + candidate_only
-    if discordant == 0:
-        return 1.0
-    return float(binomtest(baseline_only, discordant, 0.5, alternative="greater").pvalue)
+    z = paired_score_z(baseline_only, candidate_only, n, margin)
+    p = norm.sf(z) if mode == "non-inferiority" else norm.cdf(z)
+    return float(p) if getattr(p, "ndim", 0) == 0 else p
 
 
-def non_inferiority_p(baseline_only: int, candidate_only: int, n: int, margin: float) -> float:
-    """One-sided p-value that the candidate's accuracy is lower than the baseline's by more
-    than ``margin``, from the paired discordant counts (a shifted exact McNemar).
+def paired_mean_change_p(candidate_loss, baseline_loss, margin: float,
+                         mode: ChangeMode = "non-inferiority") -> float:
+    """One-sided paired t-test on the mean per-row loss difference (candidate - released).
 
-    Under H0 (difference = -margin) a discordant row favours the baseline with probability
-    (psi + margin) / (2 psi), psi being the discordant share. With margin 0 this is
-    :func:`mcnemar_worse_p`.
+    It tests the mean, which is what log-loss and MAE are (a signed-rank test would test
+    the pseudo-median). ``non-inferiority``: H0 "mean difference >= margin", a small p
+    passes; ``regression``: H0 "mean difference <= margin", a small p fails. Identical
+    losses carry no evidence: p = 1.
     """
-    from scipy.stats import binom
-
-    discordant = baseline_only + candidate_only
-    if discordant == 0:
-        return 1.0
-    psi = discordant / n
-    if margin <= 0:
-        return mcnemar_worse_p(baseline_only, candidate_only)
-    p_baseline = min(1.0, (psi + margin) / (2 * psi))
-    # Evidence of inferiority beyond the margin: many baseline-only rows.
-    return float(binom.sf(baseline_only - 1, discordant, p_baseline))
-
-
-def one_sided_wilcoxon_p(candidate_loss, baseline_loss, margin: float = 0.0) -> float:
-    """One-sided Wilcoxon signed-rank p-value that the candidate's per-row loss exceeds the
-    baseline's by more than ``margin``."""
     import numpy as np
-    from scipy.stats import wilcoxon
+    from scipy.stats import ttest_1samp
 
-    diff = np.asarray(candidate_loss, float) - np.asarray(baseline_loss, float) - margin
-    if not np.any(diff):
-        return 1.0
-    return float(wilcoxon(diff, alternative="greater", zero_method="zsplit").pvalue)
+    diff = np.asarray(candidate_loss, float) - np.asarray(baseline_loss, float)
+    if len(diff) < 2 or not np.any(diff != diff[0]):
+        mean = float(diff.mean()) if len(diff) else 0.0
+        if mode == "non-inferiority":
+            return 0.0 if mean < margin and len(diff) >= 2 else 1.0
+        return 0.0 if mean > margin and len(diff) >= 2 else 1.0
+    alternative = "less" if mode == "non-inferiority" else "greater"
+    return float(ttest_1samp(diff, margin, alternative=alternative).pvalue)
 
 
-def sample_size(p0: float, p1: float, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Rows needed to detect a drop of a proportion from p0 to p1 (one-sided, level alpha).
+def normal_rows(p: float, limit: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """The normal approximation of the rows a one-sample test of H0 "proportion <= limit"
+    needs to pass a true proportion ``p`` with ``power`` (a starting point for the exact
+    search in :mod:`mlbuild.power`):
 
-    n = [z(1-α)·sqrt(p0·q0) + z(1-β)·sqrt(p1·q1)]² / (p0 - p1)²
+    n = [z(1-α)·sqrt(L(1-L)) + z(power)·sqrt(p(1-p))]² / (p - L)²
     """
-    if not 0 < p1 < p0 < 1:
-        raise ValueError(f"Need 0 < p1 < p0 < 1; got p0={p0}, p1={p1}.")
+    if not 0 < limit < p < 1:
+        raise ValueError(f"Need 0 < limit < expected < 1; got limit={limit}, expected={p}.")
     z = NormalDist().inv_cdf
-    top = z(1 - alpha) * math.sqrt(p0 * (1 - p0)) + z(power) * math.sqrt(p1 * (1 - p1))
-    return math.ceil(top * top / (p0 - p1) ** 2)
-
-
-def paired_sample_size(psi: float, delta: float, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Rows needed for a paired comparison with discordant share ψ to detect a difference δ.
-
-    n = [z(1-α)·sqrt(ψ) + z(1-β)·sqrt(ψ - δ²)]² / δ²
-    """
-    if not 0 < delta * delta < psi <= 1:
-        raise ValueError(f"Need 0 < δ² < ψ <= 1; got ψ={psi}, δ={delta}.")
-    z = NormalDist().inv_cdf
-    top = z(1 - alpha) * math.sqrt(psi) + z(power) * math.sqrt(psi - delta * delta)
-    return math.ceil(top * top / (delta * delta))
+    top = z(1 - alpha) * math.sqrt(limit * (1 - limit)) + z(power) * math.sqrt(p * (1 - p))
+    return math.ceil(top * top / (p - limit) ** 2)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -172,12 +158,8 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
     """Benjamini–Hochberg adjusted p-values (false discovery rate), in the input order."""
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i], reverse=True)
-    adjusted = [0.0] * m
-    running = 1.0
-    for position, i in enumerate(order):
-        rank = m - position
-        running = min(running, pvalues[i] * m / rank)
-        adjusted[i] = running
-    return adjusted
+    from scipy.stats import false_discovery_control
+
+    if not len(pvalues):
+        return []
+    return [float(p) for p in false_discovery_control(list(pvalues), method="bh")]

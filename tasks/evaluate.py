@@ -40,13 +40,22 @@ def tier_rows(test, config, tier):
 
     if tier == "full":
         return test, None
-    plan = plan_sample(config.accuracy, len(test))
-    rows = stratified_sample(test[config.schema_.label].to_numpy(), plan.rows,
-                             config.accuracy.seed)
+    labels = test[config.schema_.label]
+    shares = {"class": {str(k): v for k, v in labels.value_counts(normalize=True).items()}}
+    plan = plan_sample(config.accuracy, config.gates, len(test), shares)
+    rows = stratified_sample(labels.to_numpy(), plan.rows, config.accuracy.seed)
     return test.iloc[rows].reset_index(drop=True), plan
 
 
-def gate(candidate, test, config, tier, plan, report_folder, title, baseline=None, extra=None):
+def missing_features(model_path, test) -> tuple[str, ...]:
+    """The features a model needs that ``test`` lacks (a schema change since it was made)."""
+    from tasks.inference import load_model
+
+    return tuple(f for f in load_model(model_path).feature_name() if f not in test.columns)
+
+
+def gate(candidate, test, config, tier, plan, report_folder, title, baseline=None, extra=None,
+         **why_no_baseline):
     """Run the configured gates on predictions and write the reports."""
     from mlbuild.evaluation import evaluate
     from mlbuild.report import write_reports
@@ -54,19 +63,28 @@ def gate(candidate, test, config, tier, plan, report_folder, title, baseline=Non
     label = config.schema_.label
     columns = {c: test[c].to_numpy() for c in test.columns if c != label}
     evaluation = evaluate(candidate, config.gates, kind="classification", tier=tier,
-                          baseline=baseline, columns=columns, plan=plan)
+                          baseline=baseline, columns=columns, plan=plan, tiers=config.accuracy,
+                          **why_no_baseline)
     return evaluation, write_reports(evaluation, report_folder, title, extra)
 
 
 def evaluate_model(model_path, test, config, tier, baseline_path=None, report_folder=None,
-                   extra=None):
-    """Score, gate and report; the same steps for the pipeline and tests/accuracy."""
+                   extra=None, absent=None):
+    """Score, gate and report; the same steps for the pipeline and tests/accuracy.
+
+    ``absent`` says why there is no released model to compare with, when there is none.
+    """
     test, plan = tier_rows(test, config, tier)
     label = config.schema_.label
     candidate = score(model_path, test, label, config)
-    baseline = score(baseline_path, test, label, config) if baseline_path else None
+    why = {"absent": absent} if absent else {}
+    baseline = None
+    if baseline_path:
+        why["missing_features"] = missing_features(baseline_path, test)
+        if not why["missing_features"]:
+            baseline = score(baseline_path, test, label, config)
     return gate(candidate, test, config, tier, plan, report_folder, f"Accuracy ({tier} tier)",
-                baseline, extra)
+                baseline, extra, **why)
 
 
 class GatedTask(BuildTask):
@@ -95,7 +113,7 @@ class GatedTask(BuildTask):
 class EvaluateAccuracy(GatedTask):
     tier = luigi.ChoiceParameter(choices=["fast", "full"], default="fast")
     code_modules = ("tasks.inference", "mlbuild.evaluation", "mlbuild.gates", "mlbuild.metrics",
-                    "mlbuild.stats")
+                    "mlbuild.stats", "mlbuild.power", "mlbuild.resample")
     packages = ("lightgbm", "pandas", "scipy")
 
     def requires(self):
@@ -108,6 +126,16 @@ class EvaluateAccuracy(GatedTask):
         publish = load().publish
         lock = LockFile.read(publish.lockfile)
         return released_model(lock, publish.model_name, self.upstream()["model"].fingerprint)
+
+    def why_no_baseline(self) -> str | None:
+        """What is true when there is no model to compare with: no release yet, or the lock
+        releases this very model, which replaced none."""
+        publish = load().publish
+        entry = LockFile.read(publish.lockfile).models.get(publish.model_name)
+        if entry is not None and entry.fingerprint == self.upstream()["model"].fingerprint:
+            return (f"{publish.lockfile} releases this candidate itself (published by an earlier "
+                    "run), and it replaced no earlier model, so there is none to compare with")
+        return None
 
     def data_digests(self):
         baseline = self.baseline()
@@ -134,6 +162,13 @@ class EvaluateAccuracy(GatedTask):
         test = pd.read_csv(inputs["split"]["test"])
         folder = outputs["metrics"].parent
         evaluation, _ = evaluate_model(inputs["model"]["model"], test, config, self.tier,
-                                       baseline_path, folder, {"baseline": baseline})
+                                       baseline_path, folder, {"baseline": baseline},
+                                       None if baseline else self.why_no_baseline())
         self.keep_reports(evaluation, folder, "")
-        return {"metrics": evaluation.metrics, "baseline": baseline, "n": evaluation.n}
+        change = next((r for r in evaluation.results if r.kind == "change"), None)
+        incomparable = (change.details if change and change.details.get("incomparable")
+                        else None)
+        return {"metrics": evaluation.metrics, "baseline": baseline, "n": evaluation.n,
+                "incomparable": incomparable and {
+                    "missing_features": incomparable["missing_features"],
+                    "accepted_by": "[gates.change] accept_incomparable"}}

@@ -49,6 +49,7 @@ class PublishModel(BuildTask):
             created=trained.finished,
             metrics={**evaluated["metrics"], "n": evaluated["n"]},
             baseline=evaluated["baseline"],
+            incomparable=evaluated.get("incomparable"),
         )
         outputs["entry"].write_text(json.dumps(asdict(entry), indent=2, sort_keys=True) + "\n")
         return {"entry": asdict(entry)}

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlbuild import power
 from mlbuild.evaluation import (
     Evaluation,
-    SamplePlan,
     TiersConfig,
     evaluate,
     plan_sample,
@@ -21,27 +21,68 @@ from mlbuild.metrics import Predictions
 # ----------------------------------------------------------------- sample plan
 
 
-def test_the_plan_needs_822_rows_for_a_drop_from_95_to_93_percent():
-    plan = plan_sample(TiersConfig(expected=0.95, drop=0.02), 10_000)
-    assert plan.rows_needed == 822
-    assert plan.rows == 822
-    assert plan.rows_available == 10_000
-    text = plan.describe()
-    assert "822 rows detect a drop of accuracy from 0.95 to 0.93" in text
-    assert "alpha 0.05" in text and "power 0.8" in text
-    assert "available" not in text
+SHIPPED_GATES = {"threshold": [{"metric": "accuracy", "min": 0.90}],
+                 "change": {"metric": "accuracy", "margin": 0.02},
+                 "slices": [{"by": "class", "min": 0.75, "min_rows": 20}]}
 
 
-def test_the_plan_uses_every_row_when_there_are_fewer():
-    plan = plan_sample(TiersConfig(), 500)
-    assert (plan.rows_needed, plan.rows) == (822, 500)
+def test_the_plan_sizes_the_gate_that_runs_not_a_textbook_test():
+    # Defect 1: 150 rows (the old plan) pass a model at 0.95 only 2 times in 3.
+    gates = GatesConfig.model_validate({"threshold": [{"metric": "accuracy", "min": 0.90}]})
+    plan = plan_sample(TiersConfig(expected=0.95, power=0.8), gates, 10_000)
+    (accuracy,) = plan.requirements
+    assert plan.rows_needed == accuracy.rows == power.threshold_rows(
+        0.95, 0.90, 0.95, "wilson", "confident", 0.8)
+    assert 160 <= plan.rows <= 190
+    assert accuracy.passes_good >= 0.8 and accuracy.passes_bad <= 0.06
+    assert power.threshold_pass_probability(150, 0.95, 0.90, 0.95, "wilson",
+                                            "confident") == pytest.approx(0.664, abs=0.001)
+    text = "\n".join(plan.lines())
+    assert f"{plan.rows} rows, so that each gate below passes a model at the expected " in text
+    assert "false alarm" in text and "miss" in text and "available" not in text
+
+
+def test_without_an_accuracy_gate_the_plan_falls_back_to_expected_minus_drop():
+    plan = plan_sample(TiersConfig(expected=0.95, drop=0.02), GatesConfig(), 10_000)
+    assert plan.rows_needed == power.threshold_rows(0.95, 0.93, 0.95, "wilson", "confident", 0.8)
+    assert "expected - drop = 0.93" in plan.warnings[0]
+
+
+def test_the_plan_uses_every_row_when_there_are_fewer_and_warns_of_the_power_lost():
+    gates = GatesConfig.model_validate(SHIPPED_GATES)
+    plan = plan_sample(TiersConfig(expected=0.95, discordance=0.1), gates, 500)
+    assert plan.rows == 500 < plan.rows_needed
     assert "only 500 are available, so all are used" in plan.describe()
+    change = next(r for r in plan.requirements if "released" in r.gate)
+    assert change.rows == plan.rows_needed and change.passes_good < 0.8
+    assert any("probability only" in w for w in plan.warnings)
 
 
-def test_the_plan_follows_alpha_and_power():
-    strict = plan_sample(TiersConfig(alpha=0.01, power=0.9), 100_000)
-    assert strict.rows > 822
-    assert strict == SamplePlan(0.95, 0.02, 0.01, 0.9, strict.rows_needed, 100_000)
+def test_the_change_gate_is_planned_at_the_configured_discordance():
+    gates = GatesConfig.model_validate(SHIPPED_GATES)
+    low = plan_sample(TiersConfig(discordance=0.02), gates)
+    high = plan_sample(TiersConfig(discordance=0.08), gates)
+    rows = [next(r for r in p.requirements if "released" in r.gate).rows for p in (low, high)]
+    assert rows == [power.paired_rows(0.02, 0.02, 0.05, 0.8), power.paired_rows(0.08, 0.02,
+                                                                                0.05, 0.8)]
+    assert rows[0] < rows[1]
+
+
+def test_the_plan_says_what_each_slice_needs_and_warns_of_small_slices():
+    gates = GatesConfig.model_validate(SHIPPED_GATES)
+    plan = plan_sample(TiersConfig(discordance=0.02), gates, 10_000,
+                       {"class": {"a": 0.97, "b": 0.03}})
+    (slice_rows,) = [r for r in plan.requirements if r.gate.startswith("each slice")]
+    assert slice_rows.rows == power.threshold_rows(0.95, 0.75, 0.95, "wilson", "confident", 0.8)
+    assert any("slice class=b" in w and "min_rows = 20" in w for w in plan.warnings)
+
+
+def test_the_plan_follows_power():
+    gates = GatesConfig.model_validate({"threshold": [{"metric": "accuracy", "min": 0.90}]})
+    loose = plan_sample(TiersConfig(power=0.8), gates, 100_000)
+    strict = plan_sample(TiersConfig(power=0.95), gates, 100_000)
+    assert strict.rows > loose.rows
+    assert strict.requirements[0].passes_good >= 0.95
 
 
 # ----------------------------------------------------------------- stratified sample
@@ -168,7 +209,7 @@ def test_evaluate_runs_every_configured_gate():
     region = np.where(np.arange(400) % 2 == 0, "north", "south")
     config = GatesConfig.model_validate({
         "threshold": [{"metric": "accuracy", "min": 0.6}],
-        "change": {"metric": "accuracy"},
+        "change": {"metric": "accuracy", "margin": 0.05},
         "slices": [{"by": "region", "min": 0.6}, {"by": "class", "min": 0.6}],
     })
     ev = evaluate(candidate, config, kind="classification", tier="full", baseline=baseline,
@@ -180,7 +221,11 @@ def test_evaluate_runs_every_configured_gate():
     assert ev.candidate is candidate and ev.baseline is baseline
     assert ev.baseline_metrics == ev.metrics
     assert set(ev.metrics) == {"accuracy", "balanced_accuracy", "macro_f1", "log_loss"}
-    assert ev.summary() == "accuracy gates passed (full tier, 400 rows): 6 of 6 gates pass"
+    assert ev.summary() == ("accuracy gates passed (full tier, 400 rows): 6 passed, 0 failed "
+                            "of 6 gated; 0 not gated")
+    change = ev.results[1]
+    assert change.details["operating_characteristic"]["at_margin"] <= 0.06
+    assert "exact sums" in change.reason
 
 
 def test_auc_is_computed_only_when_a_gate_uses_it():
@@ -212,9 +257,11 @@ def test_evaluation_passed_failures_and_summary():
                      _result(True, "d")])
     assert ev.passed is False
     assert [r.name for r in ev.failures] == ["c"]
-    assert ev.summary() == "accuracy gates FAILED (fast tier, 822 rows): 2 of 3 gates pass"
+    assert ev.summary() == ("accuracy gates FAILED (fast tier, 822 rows): 2 passed, 1 failed "
+                            "of 3 gated; 1 not gated")
+    assert ev.counts() == {"gated": 3, "passed": 2, "failed": 1, "not_gated": 1}
 
     skipped_only = Evaluation("full", "classification", 10, {}, [_result(None), _result(True)])
     assert skipped_only.passed is True and skipped_only.failures == []
     assert skipped_only.summary() == (
-        "accuracy gates passed (full tier, 10 rows): 1 of 1 gates pass")
+        "accuracy gates passed (full tier, 10 rows): 1 passed, 0 failed of 1 gated; 1 not gated")

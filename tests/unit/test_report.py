@@ -50,7 +50,7 @@ def evaluation(classes: int = 2, *, baseline: bool = True, collapse: bool = True
         "change": {"metric": "accuracy", "margin": 0.02},
         "slices": [{"by": "region", "min": 0.8, "min_rows": 20, "required": list(required)}],
     })
-    plan = plan_sample(TiersConfig(), ROWS)
+    plan = plan_sample(TiersConfig(), config, ROWS)
     return evaluate(candidate, config, kind="classification", tier="fast", baseline=released,
                     columns={"region": region}, plan=plan)
 
@@ -68,8 +68,8 @@ def written(failing, tmp_path_factory):
 
 def test_the_evaluation_of_the_fixture_fails_as_planted(failing):
     failed = {r.name.split(":")[0] for r in failing.failures}
-    assert failed == {"slice region=r9", "slice region=r10",
-                      "accuracy not worse than the released model by more than 0.02"}
+    change = "accuracy not worse than the released model by 0.02 or more (non-inferiority)"
+    assert failed == {"slice region=r9", "slice region=r10", change}
     assert sum(r.passed is None for r in failing.results) == 3
 
 
@@ -124,7 +124,8 @@ def test_junit_failures_carry_the_numbers(written):
     r9 = next(r for r in ev.results if r.name.startswith("slice region=r9:"))
     assert f"{r9.estimate:.4f}" in message
     assert re.search(r"\(\d+/\d+, interval \[0\.\d{4}, 0\.\d{4}\]\)", message)
-    assert "p = " in message and "holm-adjusted" in message
+    assert "p = " in message and "intersection–union" in message
+    assert "passes a model at the limit with probability" in message
 
 
 def test_junit_of_a_passing_evaluation_has_no_failures():
@@ -134,7 +135,10 @@ def test_junit_of_a_passing_evaluation_has_no_failures():
     assert suite.get("failures") == "0"
     assert suite.findall("testcase/failure") == []
     (skipped_change,) = [c for c in suite.findall("testcase") if ".change" in c.get("classname")]
-    assert skipped_change.find("skipped").get("message").startswith("Skipped")
+    assert skipped_change.find("skipped").get("message").startswith("Not gated")
+    properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert properties["summary"] == ev.summary()
+    assert properties["not_gated"] == str(ev.counts()["not_gated"]) == suite.get("skipped")
 
 
 def test_markdown_names_the_failing_gate_and_is_short(written):
@@ -164,7 +168,7 @@ def test_markdown_without_a_baseline_shows_a_dash():
     ev = evaluation(baseline=False)
     row = next(line for line in markdown(ev).splitlines() if line.startswith("| accuracy |"))
     assert row.endswith("| — |")
-    assert "Skipped" in markdown(ev)
+    assert "Not gated: there is no released model" in markdown(ev)
 
 
 def _png(html_text: str) -> bytes:
@@ -219,7 +223,9 @@ def test_metrics_json_has_every_gate_and_the_plan(written):
     assert data["baseline_metrics"] == pytest.approx(ev.baseline_metrics)
     assert [g["name"] for g in data["gates"]] == [r.name for r in ev.results]
     assert [g["passed"] for g in data["gates"]] == [r.passed for r in ev.results]
-    assert data["plan"]["rows"] == 822 and data["plan"]["describe"] == ev.plan.describe()
+    assert data["plan"]["rows"] == ev.plan.rows and data["plan"]["describe"] == ev.plan.describe()
+    assert data["counts"] == ev.counts() and data["summary"] == ev.summary()
+    assert data["gates"][0]["details"]["operating_characteristic"]["exact"] is True
     threshold = data["gates"][0]
     assert threshold["interval"] == pytest.approx(list(ev.results[0].interval))
 
@@ -231,7 +237,7 @@ def test_metrics_json_turns_nan_into_null():
     candidate = Predictions(y, np.ones(50, int), proba)
     config = GatesConfig.model_validate({"bootstrap_resamples": 100, "threshold": [
         {"metric": "auc", "min": 0.5, "mode": "point"}]})
-    with np.errstate(all="ignore"), pytest.warns(Warning):
+    with np.errstate(all="ignore"):
         ev = evaluate(candidate, config, kind="classification", tier="full",
                       baseline=Predictions(y, np.ones(50, int), proba.copy()))
     text = metrics_json(ev, {"extra": np.float64("nan"), "list": [float("nan"), 1.0]})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from statistics import NormalDist
 
 import numpy as np
@@ -82,154 +81,92 @@ def test_impossible_counts_are_rejected(k, n):
         stats.proportion_bound(k, n, 0.95)
 
 
-# ----------------------------------------------------------------- sample size
+# ----------------------------------------------------------------- proportion tests
 
 
-def _formula_n(p0, p1, alpha, power):
-    """ACCURACY.md, computed independently of mlbuild."""
-    z = NormalDist()
-    top = (z.inv_cdf(1 - alpha) * math.sqrt(p0 * (1 - p0))
-           + z.inv_cdf(power) * math.sqrt(p1 * (1 - p1)))
-    return math.ceil(top ** 2 / (p0 - p1) ** 2)
+@pytest.mark.parametrize("method", ["wilson", "clopper-pearson"])
+def test_the_proportion_p_value_inverts_the_interval(method):
+    # p <= 1 - c exactly when the one-sided lower bound at c meets the limit.
+    for n in (20, 150, 822):
+        for k in range(int(0.7 * n), n + 1, max(1, n // 60)):
+            for limit in (0.75, 0.9):
+                p = stats.proportion_p(k, n, limit, method)
+                proved = stats.proportion_bound(k, n, 0.95, method) >= limit
+                assert (p <= 0.05) is proved, (method, k, n, limit, p)
 
 
-def test_sample_size_of_the_documented_example():
-    assert stats.sample_size(0.95, 0.93, 0.05, 0.8) == 822
+def test_the_exact_proportion_p_value_is_the_binomial_test():
+    assert stats.proportion_p(95, 100, 0.9, "clopper-pearson") == pytest.approx(
+        binomtest(95, 100, 0.9, alternative="greater").pvalue)
 
 
-@pytest.mark.parametrize("p0, p1, alpha, power, textbook", [
-    # (1.6449·0.5 + 0.8416·0.4899)² / 0.1² = 152.5
-    (0.5, 0.4, 0.05, 0.8, 153),
-    # (1.9600·0.3 + 1.2816·0.3571)² / 0.05² = 437.3
-    (0.9, 0.85, 0.025, 0.9, 438),
-    # (2.3263·0.2179 + 0.8416·0.2713)² / 0.03² = 600.8
-    (0.95, 0.92, 0.01, 0.8, 601),
-])
-def test_sample_size_matches_the_formula(p0, p1, alpha, power, textbook):
-    assert stats.sample_size(p0, p1, alpha, power) == _formula_n(p0, p1, alpha, power)
-    assert stats.sample_size(p0, p1, alpha, power) == textbook
+def test_the_score_p_value_matches_statsmodels():
+    from statsmodels.stats.proportion import proportions_ztest
+
+    for k, n, limit in ((140, 150, 0.9), (790, 822, 0.93), (4800, 5000, 0.95)):
+        _, expected = proportions_ztest(k, n, limit, alternative="larger", prop_var=limit)
+        assert stats.proportion_p(k, n, limit) == pytest.approx(expected, rel=1e-9)
 
 
-def test_sample_size_grows_with_power_and_shrinks_with_the_drop():
-    assert stats.sample_size(0.95, 0.93, 0.05, 0.9) > stats.sample_size(0.95, 0.93, 0.05, 0.8)
-    assert stats.sample_size(0.95, 0.93, 0.01, 0.8) > stats.sample_size(0.95, 0.93, 0.05, 0.8)
-    assert stats.sample_size(0.95, 0.90, 0.05, 0.8) < stats.sample_size(0.95, 0.93, 0.05, 0.8)
+def test_normal_rows_is_the_textbook_formula():
+    z = NormalDist().inv_cdf
+    top = z(0.95) * math.sqrt(0.9 * 0.1) + z(0.8) * math.sqrt(0.95 * 0.05)
+    assert stats.normal_rows(0.95, 0.90) == math.ceil(top ** 2 / 0.05 ** 2)
+    with pytest.raises(ValueError, match="limit < expected"):
+        stats.normal_rows(0.9, 0.95)
 
 
-@pytest.mark.parametrize("p0, p1", [(0.9, 0.9), (0.9, 0.95), (1.0, 0.9), (0.5, 0.0)])
-def test_sample_size_needs_a_drop_inside_0_1(p0, p1):
-    with pytest.raises(ValueError, match="p1"):
-        stats.sample_size(p0, p1)
+# ----------------------------------------------------------------- paired change
 
 
-@pytest.mark.parametrize("psi, delta, alpha, power", [
-    (0.1, 0.03, 0.05, 0.8), (0.05, 0.02, 0.05, 0.9), (0.3, 0.05, 0.025, 0.8),
-])
-def test_paired_sample_size_matches_the_formula(psi, delta, alpha, power):
-    z = NormalDist()
-    top = (z.inv_cdf(1 - alpha) * math.sqrt(psi)
-           + z.inv_cdf(power) * math.sqrt(psi - delta ** 2))
-    assert stats.paired_sample_size(psi, delta, alpha, power) == math.ceil(top ** 2 / delta ** 2)
+def test_tango_statistic_against_a_hand_computation():
+    # Tango (1998) for b = 10 (released only right), c = 4, n = 200, margin 0.02:
+    # delta0 = -0.02; A = 400, B = -14 + (400 - 4 + 10)(-0.02) = -22.12, C = -10(-0.02)(1.02)
+    a, b_, c_ = 400.0, -14 + 406 * -0.02, -10 * -0.02 * 1.02
+    p21 = (math.sqrt(b_ * b_ - 4 * a * c_) - b_) / (2 * a)
+    z = (4 - 10 + 200 * 0.02) / math.sqrt(200 * (2 * p21 + -0.02 * 1.02))
+    assert stats.paired_score_z(10, 4, 200, 0.02) == pytest.approx(z, rel=1e-12)
 
 
-def test_paired_sample_size_known_value():
-    # (1.6449·sqrt(0.1) + 0.8416·sqrt(0.0991))² / 0.03² = 684.9
-    assert stats.paired_sample_size(0.1, 0.03) == 685
+def test_tango_without_a_margin_is_the_asymptotic_mcnemar_test():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    for b, c in ((30, 12), (5, 9), (100, 70)):
+        chi2 = mcnemar([[0, c], [b, 0]], exact=False, correction=False).statistic
+        assert stats.paired_score_z(b, c, 500, 0.0) == pytest.approx(
+            math.copysign(math.sqrt(chi2), c - b), rel=1e-9)
 
 
-def test_more_disagreement_needs_more_rows():
-    assert stats.paired_sample_size(0.2, 0.03) > stats.paired_sample_size(0.1, 0.03)
+def test_the_two_modes_are_the_two_tails_of_one_statistic():
+    for b, c in ((12, 3), (3, 3), (2, 9)):
+        ni = stats.paired_change_p(b, c, 300, 0.02, "non-inferiority")
+        reg = stats.paired_change_p(b, c, 300, 0.02, "regression")
+        assert ni + reg == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("psi, delta", [(0.01, 0.1), (0.1, 0.0), (1.5, 0.1)])
-def test_paired_sample_size_rejects_impossible_inputs(psi, delta):
-    with pytest.raises(ValueError):
-        stats.paired_sample_size(psi, delta)
+def test_more_rows_only_the_released_model_gets_right_is_less_evidence_for_the_candidate():
+    p = stats.paired_change_p(np.arange(0, 30), 10, 1000, 0.02)
+    assert np.all(np.diff(p) > 0)
 
 
-# ----------------------------------------------------------------- McNemar, non-inferiority
+def test_no_discordance_and_no_margin_is_no_evidence():
+    assert stats.paired_score_z(0, 0, 100, 0.0) == 0.0
+    assert stats.paired_change_p(0, 0, 100, 0.0, "regression") == pytest.approx(0.5)
 
 
-def test_exact_mcnemar_known_value():
-    p = stats.mcnemar_worse_p(25, 10)
-    assert p == pytest.approx(0.0083, abs=5e-5)
-    assert p == pytest.approx(binomtest(25, 35, 0.5, alternative="greater").pvalue, abs=1e-15)
+def test_the_paired_t_test_is_scipys_on_the_differences():
+    from scipy.stats import ttest_1samp
 
-
-@pytest.mark.parametrize("b, c", [(25, 10), (10, 25), (3, 0), (0, 3), (7, 7), (120, 80)])
-def test_exact_mcnemar_matches_the_one_sided_binomial_test(b, c):
-    expected = sum(math.comb(b + c, x) for x in range(b, b + c + 1)) / 2 ** (b + c)
-    assert stats.mcnemar_worse_p(b, c) == pytest.approx(expected, rel=1e-9)
-
-
-def test_mcnemar_without_discordant_rows_shows_nothing():
-    assert stats.mcnemar_worse_p(0, 0) == 1.0
-
-
-def test_mcnemar_is_one_sided():
-    # The candidate right where the baseline is wrong is no evidence that it is worse.
-    assert stats.mcnemar_worse_p(10, 25) > 0.99
-
-
-def _shifted_mcnemar(b, c, n, margin):
-    """P(X >= b), X ~ Binomial(b + c, (psi + margin) / (2 psi)), exactly."""
-    d = b + c
-    p = min(Fraction(1), (Fraction(d, n) + Fraction(margin)) / (2 * Fraction(d, n)))
-    return float(sum(math.comb(d, x) * p ** x * (1 - p) ** (d - x) for x in range(b, d + 1)))
-
-
-def test_non_inferiority_with_no_margin_is_mcnemar():
-    for b, c in [(25, 10), (10, 25), (0, 0), (40, 38)]:
-        assert stats.non_inferiority_p(b, c, 1000, 0.0) == stats.mcnemar_worse_p(b, c)
-
-
-@pytest.mark.parametrize("margin", [0.005, 0.01, 0.02])
-def test_non_inferiority_matches_the_shifted_binomial(margin):
-    assert stats.non_inferiority_p(25, 10, 1000, margin) == pytest.approx(
-        _shifted_mcnemar(25, 10, 1000, Fraction(str(margin))), rel=1e-9)
-
-
-def test_a_larger_margin_gives_less_evidence_of_inferiority():
-    margins = [0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.05]
-    p = [stats.non_inferiority_p(25, 10, 1000, m) for m in margins]
-    assert p == sorted(p)
-    assert p[0] < 0.05 < p[-1]
-    assert len(set(p)) >= 5
-
-
-def test_non_inferiority_without_discordant_rows_shows_nothing():
-    assert stats.non_inferiority_p(0, 0, 1000, 0.01) == 1.0
-
-
-# ----------------------------------------------------------------- Wilcoxon
-
-
-def test_wilcoxon_is_small_when_the_candidate_loses_clearly_more():
-    rng = np.random.default_rng(0)
-    baseline = rng.exponential(1.0, 300)
-    candidate = baseline + rng.normal(0.3, 0.2, 300)
-    assert stats.one_sided_wilcoxon_p(candidate, baseline) < 1e-6
-
-
-def test_wilcoxon_is_one_when_the_losses_are_equal():
-    loss = np.random.default_rng(1).exponential(1.0, 200)
-    assert stats.one_sided_wilcoxon_p(loss, loss.copy()) == 1.0
-
-
-def test_wilcoxon_is_large_when_the_candidate_is_better_or_as_good():
-    rng = np.random.default_rng(2)
-    baseline = rng.exponential(1.0, 300)
-    assert stats.one_sided_wilcoxon_p(baseline - 0.3, baseline) > 0.99
-    noise = baseline + rng.normal(0.0, 0.1, 300) * rng.choice([-1, 1], 300)
-    assert stats.one_sided_wilcoxon_p(noise, baseline) > 0.05
-
-
-def test_wilcoxon_margin_allows_a_small_increase():
     rng = np.random.default_rng(3)
     baseline = rng.exponential(1.0, 300)
-    candidate = baseline + rng.normal(0.1, 0.05, 300)
-    assert stats.one_sided_wilcoxon_p(candidate, baseline, margin=0.0) < 1e-6
-    assert stats.one_sided_wilcoxon_p(candidate, baseline, margin=0.2) > 0.99
+    candidate = baseline + rng.normal(0.01, 0.05, 300)
+    diff = candidate - baseline
+    assert stats.paired_mean_change_p(candidate, baseline, 0.02) == pytest.approx(
+        ttest_1samp(diff, 0.02, alternative="less").pvalue)
+    assert stats.paired_mean_change_p(candidate, baseline, 0.0, "regression") == pytest.approx(
+        ttest_1samp(diff, 0.0, alternative="greater").pvalue)
+    assert stats.paired_mean_change_p(baseline, baseline, 0.02) == 0.0   # equal: within margin
+    assert stats.paired_mean_change_p(baseline, baseline, 0.0, "regression") == 1.0
 
 
 # ----------------------------------------------------------------- multiple testing
@@ -238,6 +175,14 @@ def test_wilcoxon_margin_allows_a_small_increase():
 def test_holm_hand_computed():
     # sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, max(0.06, 0.04·1) = 0.06
     assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_corrections_match_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = list(np.random.default_rng(6).uniform(0, 0.3, 9))
+    assert stats.holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]))
+    assert stats.benjamini_hochberg(p) == pytest.approx(list(multipletests(p, method="fdr_bh")[1]))
 
 
 def test_benjamini_hochberg_hand_computed():
@@ -269,83 +214,3 @@ def test_benjamini_hochberg_is_never_stricter_than_holm():
     p = list(rng.uniform(0, 0.2, 12))
     for bh, holm, raw in zip(stats.benjamini_hochberg(p), stats.holm(p), p, strict=True):
         assert raw <= bh + 1e-12 and bh <= holm + 1e-12
-
-
-# ----------------------------------------------------------------- bootstrap
-
-
-def _mean(x):
-    return float(np.mean(x))
-
-
-def test_bootstrap_is_seeded():
-    data = [np.random.default_rng(5).normal(10.0, 2.0, 200)]
-    first = stats.bootstrap_interval(_mean, data, 0.95, resamples=300, seed=7)
-    assert stats.bootstrap_interval(_mean, data, 0.95, resamples=300, seed=7) == first
-    others = {stats.bootstrap_interval(_mean, data, 0.95, resamples=300, seed=s)
-              for s in range(5)}
-    assert len(others) > 1, "the seed is not used"
-
-
-def test_bootstrap_interval_contains_the_estimate_and_is_about_right():
-    x = np.random.default_rng(6).normal(10.0, 2.0, 400)
-    low, high = stats.bootstrap_interval(_mean, [x], 0.95, resamples=500, seed=0)
-    assert low < x.mean() < high
-    # the textbook interval is mean ± 1.96·s/sqrt(n) ≈ ± 0.196
-    half = 1.96 * x.std(ddof=1) / math.sqrt(len(x))
-    assert high - low == pytest.approx(2 * half, rel=0.25)
-
-
-def test_bootstrap_is_paired_over_rows():
-    rng = np.random.default_rng(8)
-    y = rng.integers(0, 2, 300)
-    pred = np.where(rng.random(300) < 0.9, y, 1 - y)
-    low, high = stats.bootstrap_interval(lambda a, b: float(np.mean(a == b)), [y, pred], 0.9,
-                                         resamples=300, seed=0)
-    assert low < np.mean(y == pred) < high
-    assert high - low < 0.1  # unpaired resampling would give about 0.5 ± 0.05
-
-
-def test_a_wider_confidence_gives_a_wider_bootstrap_interval():
-    x = [np.random.default_rng(9).exponential(1.0, 300)]
-    narrow = stats.bootstrap_interval(_mean, x, 0.8, resamples=400, seed=0)
-    wide = stats.bootstrap_interval(_mean, x, 0.99, resamples=400, seed=0)
-    assert wide[0] < narrow[0] and narrow[1] < wide[1]
-
-
-@pytest.mark.parametrize("method", ["BCa", "percentile"])
-def test_a_degenerate_sample_gives_the_estimate_twice(method):
-    data = [np.full(50, 0.7)]
-    with np.errstate(all="ignore"):
-        assert stats.bootstrap_interval(_mean, data, 0.95, resamples=200,
-                                        method=method) == pytest.approx((0.7, 0.7))
-
-
-def test_a_single_row_is_a_degenerate_sample_too():
-    # Every resample of one row is that row: the docstring's "degenerate sample".
-    assert stats.bootstrap_interval(_mean, [np.array([0.7])], 0.95,
-                                    resamples=200) == pytest.approx((0.7, 0.7))
-
-
-def test_bootstrap_method_depends_on_the_rows():
-    assert stats.bootstrap_method(100) == "BCa"
-    assert stats.bootstrap_method(stats.BCA_MAX_ROWS) == "BCa"
-    assert stats.bootstrap_method(stats.BCA_MAX_ROWS + 1) == "percentile"
-
-
-def test_intervals_at_several_levels_from_one_set_of_resamples_equal_separate_ones():
-    import numpy as np
-
-    rng = np.random.default_rng(5)
-    y = rng.integers(0, 3, 300)
-    yp = np.where(rng.random(300) < 0.8, y, rng.integers(0, 3, 300))
-
-    def accuracy(a, b):
-        return float((a == b).mean())
-
-    for method in ("BCa", "percentile"):
-        together = stats.bootstrap_intervals(accuracy, (y, yp), (0.95, 0.9), 500, 7, method)
-        apart = [stats.bootstrap_interval(accuracy, (y, yp), c, 500, 7, method)
-                 for c in (0.95, 0.9)]
-        assert together == pytest.approx(apart, rel=1e-12)
-        assert together[1][0] > together[0][0] and together[1][1] < together[0][1]

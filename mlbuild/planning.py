@@ -1,0 +1,71 @@
+"""``mlbuild accuracy plan``: the fast tier's plan from a pipeline config, with overrides.
+
+Only ``[accuracy]`` and ``[gates]`` (and ``[schema] allowed_labels``, for the number of
+classes) are read, so the command works for any project whose config has those sections,
+and from flags alone where there is no config.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from mlbuild.errors import ConfigError
+from mlbuild.evaluation import SamplePlan, TiersConfig, plan_sample
+from mlbuild.gates import GatesConfig
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
+
+
+def plan_from_config(path: str, *, expected: float | None = None, limit: float | None = None,
+                     drop: float | None = None, alpha: float | None = None,
+                     power: float | None = None, interval: str | None = None,
+                     margin: float | None = None, discordance: float | None = None,
+                     classes: int | None = None) -> SamplePlan:
+    """The plan for the config at ``path`` (if it exists), each given value overriding it."""
+    raw = _read(Path(path))
+    accuracy, gates = dict(raw.get("accuracy", {})), dict(raw.get("gates", {}))
+    overrides = {"expected": expected, "drop": drop, "alpha": alpha, "power": power,
+                 "discordance": discordance}
+    accuracy.update({k: v for k, v in overrides.items() if v is not None})
+    if alpha is not None:
+        gates["confidence"] = 1 - alpha
+    if interval is not None:
+        gates["interval"] = interval
+    if limit is not None:
+        others = [t for t in gates.get("threshold", []) if t.get("metric") != "accuracy"]
+        gates["threshold"] = [{"metric": "accuracy", "min": limit}, *others]
+    if margin is not None or (alpha is not None and gates.get("change")):
+        change = dict(gates.get("change") or {})
+        change.update({k: v for k, v in (("margin", margin), ("alpha", alpha)) if v is not None})
+        gates["change"] = change
+    where = path if raw else "the command line"
+    try:
+        tiers = TiersConfig.model_validate(accuracy)
+        gates_config = GatesConfig.model_validate(gates)
+        for t in gates_config.threshold:
+            if t.metric == "accuracy" and t.min >= tiers.expected:
+                raise ValueError(f"the expected accuracy {tiers.expected} does not exceed the "
+                                 f"limit {t.min}: a model at expected would fail that gate at "
+                                 "least half the time, at any sample size. Hint: lower the "
+                                 "limit, or set the expected accuracy the model really has.")
+        labels = raw.get("schema", {}).get("allowed_labels")
+        k = classes or (len(labels) if labels else None)
+        shares = {"class": {str(i): 1 / k for i in range(k)}} if k else None
+        return plan_sample(tiers, gates_config, None, shares)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"Cannot plan from {where}: {problems}.") from None
+    except ValueError as exc:
+        raise ConfigError(f"Cannot plan: {exc}") from None
+
+
