@@ -313,12 +313,9 @@ def bootstrap(metric: str, p: Predictions, resamples: int, seed: int):
         classes = int(max(np.max(p.y_true), np.max(p.y_pred))) + 1
         counts = confusion_matrix(p.y_true, p.y_pred, classes)
         return resample.confusion_bootstrap(counts, COUNT_STATISTICS[metric], resamples, seed)
-    if spec.row_loss is not None:
+    if metric in resample.ROW_STATISTICS:   # means of a per-row loss (or the root of one)
         loss = spec.row_loss(p.y_true, p.y_pred, p.proba)
-        root = metric == "rmse"  # the root of a mean squared error
-        return resample.row_bootstrap(
-            (lambda a: np.sqrt(a.mean(axis=-1))) if root else (lambda a: a.mean(axis=-1)),
-            (loss,), resamples, seed)
+        return resample.row_bootstrap(resample.ROW_STATISTICS[metric], (loss,), resamples, seed)
     rows = np.arange(len(p))
 
     def per_resample(index):  # AUC and other per-row statistics with no vectorised form

@@ -27,14 +27,15 @@ def test_a_planted_regression_fails_the_gates_with_exit_8_and_leaves_reports(bui
     result = built.mlbuild("run", "PublishModel")
     assert result.returncode == GateFailed.exit_code, result.stderr
     assert "accuracy gates FAILED" in result.stderr
-    assert "not worse than the released model" in result.stderr and "McNemar" in result.stderr
+    assert "not worse than the released model" in result.stderr and "Tango" in result.stderr
     assert built.lock.read_bytes() == lock  # nothing was published
 
     folder = built.root / "reports" / "accuracy" / "fast"
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["passed"] is False and metrics["baseline"]["sha256"]
     change = next(g for g in metrics["gates"] if g["kind"] == "change")
-    assert change["passed"] is False and change["p_value"] < 0.05
+    assert change["passed"] is False and change["details"]["mode"] == "non-inferiority"
+    assert change["p_value"] > 0.05  # it could not show it is within the margin
     assert "❌ FAIL" in (folder / "report.md").read_text()
     assert "<failure" in (folder / "junit.xml").read_text()
     assert "data:image/png;base64," in (folder / "report.html").read_text()
@@ -47,6 +48,14 @@ def test_the_full_tier_runs_on_the_whole_test_split(built):
     fast = next(m for m in stored if m["tier"] == "fast")
     assert metrics["tier"] == "full" and metrics["plan"] is None and metrics["n"] == 450
     assert fast["plan"]["rows_needed"] == fast["n"] < 450
+    # The lock releases this very model (the first run published it): say so, not "none".
+    change = next(g for g in metrics["gates"] if g["kind"] == "change")
+    assert change["passed"] is None and "releases this candidate itself" in change["reason"]
+    assert "no released model" not in change["reason"]
+    counts = metrics["counts"]
+    assert metrics["summary"].endswith(f"{counts['passed']} passed, 0 failed of "
+                                       f"{counts['gated']} gated; {counts['not_gated']} not gated")
+    assert counts["not_gated"] >= 1
 
 
 def _accuracy_tests(project, tier: str):
@@ -77,10 +86,50 @@ def test_the_accuracy_tests_say_what_is_missing_on_a_fresh_clone(project):
     assert "Cannot run the accuracy tests" in result.stdout and "make pipeline" in result.stdout
 
 
-def test_accuracy_plan_prints_the_sample_sizes(project):
-    result = ok(project.mlbuild("accuracy", "plan", "--expected", "0.95", "--drop", "0.02",
-                                "--disagreement", "0.06"))
-    assert "822 test rows" in result.stdout
-    assert "926 rows for the paired comparison" in result.stdout
-    bad = project.mlbuild("accuracy", "plan", "--expected", "0.5", "--drop", "0.6")
-    assert bad.returncode == 3 and "Cannot plan" in bad.stderr
+def test_accuracy_plan_sizes_the_configured_gates(project):
+    result = ok(project.mlbuild("accuracy", "plan"))
+    lines = result.stdout.splitlines()
+    rows = int(lines[0].split()[0])
+    assert "accuracy >= 0.9 (confident): 188 rows" in result.stdout
+    assert "discordance 0.03 ([accuracy] discordance)" in result.stdout
+    assert f"at {rows} rows: fails a good model with probability" in result.stdout
+    assert "each slice class: accuracy >= 0.65: " in result.stdout
+    # the fast tier uses what the plan says
+    ok(project.luigi("EvaluateAccuracy"))
+    metrics = json.loads((project.root / "reports/accuracy/fast/metrics.json").read_text())
+    assert metrics["n"] == metrics["plan"]["rows"] == rows
+
+
+def test_accuracy_plan_answers_from_flags_alone_and_refuses_what_cannot_be(project):
+    flags = ok(project.mlbuild("accuracy", "plan", "--pipeline-config", "none.toml",
+                               "--expected", "0.95", "--limit", "0.90"))
+    assert flags.stdout.startswith("188 rows")
+    paired = ok(project.mlbuild("accuracy", "plan", "--margin", "0.02", "--discordance",
+                                "0.06"))
+    assert "discordance 0.06 ([accuracy] discordance)" in paired.stdout
+    bad = project.mlbuild("accuracy", "plan", "--expected", "0.5", "--limit", "0.6")
+    assert bad.returncode == 3 and "Cannot plan" in bad.stderr and "Hint" in bad.stderr
+
+
+def _without_feature(project, feature: str):
+    from tasks.fetch import digits_frame
+
+    digits_frame().drop(columns=[feature]).to_csv(project.root / "digits.csv", index=False)
+    project.edit("configs/pipeline.toml", 'source = "builtin:digits"',
+                 'source = "file://digits.csv"')
+
+
+def test_a_released_model_needing_a_removed_feature_fails_the_change_gate(built):
+    lock = built.lock.read_bytes()
+    _without_feature(built, "pixel_3_4")
+    result = built.mlbuild("run", "PublishModel")
+    assert result.returncode == GateFailed.exit_code, result.stdout + result.stderr
+    assert "pixel_3_4" in result.stderr and "accept_incomparable" in result.stderr
+    assert "Traceback" not in result.stderr and "KeyError" not in result.stderr
+    assert built.lock.read_bytes() == lock
+
+    built.edit("configs/pipeline.toml", "margin = 0.03", "margin = 0.03\naccept_incomparable = true")
+    ok(built.mlbuild("run", "PublishModel"))
+    entry = json.loads(built.lock.read_text())["models"]["digits"]
+    assert entry["incomparable"]["missing_features"] == ["pixel_3_4"]
+    assert "accept_incomparable" in entry["incomparable"]["accepted_by"]

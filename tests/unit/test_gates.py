@@ -630,3 +630,54 @@ def test_a_change_gate_with_an_unknown_metric_is_named():
 def test_bad_values_are_validation_errors_naming_the_key(gates, key):
     with pytest.raises(ValidationError, match=key):
         gates_config(**gates)
+
+
+# ============================================================================ bootstrap
+
+
+@pytest.mark.parametrize("rows", [3, 20, 50])
+def test_a_confident_bootstrap_gate_proves_nothing_from_a_perfect_small_sample(rows):
+    # Defect 3: every row right gave a zero-width interval, and macro_f1 >= 0.99 "passed".
+    p = correct_of(rows, rows, classes=3, seed=rows)
+    result = ThresholdGate("macro_f1", 0.99, resamples=RESAMPLES).check(p)
+    assert result.estimate == 1.0
+    assert result.passed is False
+    assert "degenerate" in result.reason and "at least 299 rows" in result.reason
+    assert result.details["bootstrap"]["degenerate"] is True
+    # point mode still compares the estimate: it never claimed to prove anything
+    assert ThresholdGate("macro_f1", 0.99, mode="point", resamples=RESAMPLES).check(p).passed
+
+
+def test_a_bootstrap_gate_needs_rows_of_every_class():
+    p = correct_of(95, 100, classes=2, seed=1)
+    y = p.y_true.copy()
+    y[:4] = 2                       # a third class with 4 rows
+    result = ThresholdGate("macro_f1", 0.5, resamples=RESAMPLES, min_class_rows=10).check(
+        Predictions(y, p.y_pred))
+    assert result.passed is False
+    assert "at least 10 rows of each class" in result.reason and "2 (4)" in result.reason
+
+
+def test_a_97_percent_model_rarely_proves_macro_f1_of_99_on_50_rows():
+    # It passed at least 22% of the time (0.97 ** 50: every row right). Seeded simulation.
+    rng = np.random.default_rng(31)
+    gate = ThresholdGate("macro_f1", 0.99, resamples=RESAMPLES, min_class_rows=1)
+    passes = 0
+    for _ in range(200):
+        y = rng.integers(0, 10, 50)
+        pred = np.where(rng.random(50) < 0.97, y, (y + rng.integers(1, 10, 50)) % 10)
+        passes += gate.check(Predictions(y, pred)).passed
+    assert passes / 200 <= 0.05
+
+
+def test_macro_f1_bootstrap_bounds_come_from_the_confusion_matrix():
+    from mlbuild import resample
+    from mlbuild.metrics import COUNT_STATISTICS, confusion_matrix
+
+    p = correct_of(270, 300, classes=3, seed=5)
+    result = ThresholdGate("macro_f1", 0.8, resamples=RESAMPLES, seed=3).check(p)
+    direct = resample.confusion_bootstrap(confusion_matrix(p.y_true, p.y_pred, 3),
+                                          COUNT_STATISTICS["macro_f1"], RESAMPLES, 3)
+    assert result.bound == pytest.approx(direct.bound(0.95, "lower"))
+    assert result.interval == pytest.approx(direct.interval(0.95))
+    assert "BCa bootstrap" in result.reason
