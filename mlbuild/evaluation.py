@@ -157,8 +157,9 @@ def plan_sample(tiers: TiersConfig, gates: GatesConfig | None = None,
     actual = needed if rows_available is None else min(needed, rows_available)
     requirements = []
     for requirement, characteristic in sized:
-        oc = characteristic(actual)
-        good, bad = oc.get("at_expected", oc.get("at_equal")), oc.get("at_limit", oc.get("at_margin"))
+        oc = characteristic(actual)   # a threshold's or the change gate's keys
+        good = oc.get("at_expected", oc.get("at_equal"))
+        bad = oc.get("at_limit", oc.get("at_margin"))
         requirements.append(replace(requirement, passes_good=good, passes_bad=bad))
         if good < target:
             warnings.append(f"{requirement.gate} passes a good model with probability only "
@@ -276,14 +277,15 @@ def evaluate(candidate: Predictions, config: GatesConfig, *, kind: Kind, tier: T
     tiers = tiers or TiersConfig()
     thresholds, change, slices = build_gates(config)
     results = [gate.check(candidate).with_operating_characteristic(
-        gate.operating_characteristic(len(candidate), tiers.expected)) for gate in thresholds]
+        gate.operating_characteristic(len(candidate), tiers.expected, candidate))
+        for gate in thresholds]
     if change is not None:
         result = change.check(candidate, baseline, absent=absent,
                               missing_features=missing_features)
         if result.passed is not None:
             psi = result.details.get("discordance") or tiers.assumed_discordance
             result = result.with_operating_characteristic(
-                change.operating_characteristic(result.n, psi))
+                change.operating_characteristic(result.n, psi, result.details))
         results.append(result)
     for gate in slices:
         if gate.by not in columns:

@@ -37,7 +37,7 @@ from pydantic import Field, field_validator, model_validator
 from mlbuild import stats
 from mlbuild.config import Section
 from mlbuild.errors import ConfigError, DataError
-from mlbuild.metrics import METRICS, Metric, Predictions
+from mlbuild.metrics import COUNT_STATISTICS, METRICS, Metric, Predictions
 
 Mode = Literal["point", "confident"]
 
@@ -249,7 +249,6 @@ class ThresholdGate:
                             details={"successes": correct})
 
     def _bootstrap(self, p: Predictions, estimate: float) -> GateResult:
-        from mlbuild import resample
 
         result = bootstrap(self.metric, p, self.resamples, self.seed)
         interval = result.interval(self.confidence)
@@ -258,8 +257,40 @@ class ThresholdGate:
         details = {"bootstrap": {"method": result.method, "resamples": self.resamples,
                                  "seed": self.seed, "degenerate": result.degenerate}}
         if self.mode == "point":
-            return self._result(p, estimate, interval, bound, method, details=details)
-        refusal = None
+            gate = self._result(p, estimate, interval, bound, method, details=details)
+        else:
+            import numpy as np
+
+            labels, counts = np.unique(p.y_true, return_counts=True)
+            refusal = self._refusal(result, dict(zip(labels.tolist(), counts.tolist(),
+                                                     strict=True)))
+            gate = self._result(p, estimate, interval, bound, method, refusal, details)
+        if result.degenerate or self.metric in COUNT_STATISTICS:
+            return gate  # confusion-matrix metrics are simulated instead (evaluation)
+        return gate.with_operating_characteristic(
+            self._normal_characteristic(estimate, float(result.distribution.std()), len(p)))
+
+    def _normal_characteristic(self, estimate: float, se: float, n: int) -> dict | None:
+        """Pass probabilities if the estimate is normal with the bootstrap's standard error:
+        Φ(distance beyond the limit / se - z) at a true value at the limit and at this one."""
+        from scipy.stats import norm
+
+        if not se > 0:
+            return None
+        z = 0.0 if self.mode == "point" else norm.ppf(self.confidence)
+        margin = (estimate - self.limit) if self.spec.higher_is_better else (self.limit - estimate)
+        at_limit, like = float(norm.cdf(-z)), float(norm.cdf(margin / se - z))
+        return {"n": n, "exact": False, "standard_error": se, "at_limit": at_limit,
+                "at_observed": like,
+                "sentence": f"At {n} rows this gate passes a model at the limit with probability "
+                            f"about {_chance(at_limit)} and one like this with probability about "
+                            f"{_chance(like)} (normal approximation, bootstrap standard error "
+                            f"{se:.3g})."}
+
+    def _refusal(self, result, class_rows: dict) -> str | None:
+        """Why a confident bootstrap bound proves nothing here, or None when it may."""
+        from mlbuild import resample
+
         if result.degenerate:
             refusal = (f"the bootstrap is degenerate (its resamples hardly vary), so it proves "
                        f"nothing about the limit {self.limit}.")
@@ -267,22 +298,35 @@ class ThresholdGate:
                 rows = resample.zero_error_rows(self.limit, self.confidence)
                 refusal += (f" Even without a single error it would need at least {rows} rows "
                             f"to prove it at {self.confidence:.0%}.")
-        elif self.spec.model == "classification":
-            import numpy as np
+            return refusal
+        few = [f"{label} ({count})" for label, count in class_rows.items()
+               if 0 < count < self.min_class_rows]
+        if self.spec.model == "classification" and few:
+            return (f"a bootstrap bound needs at least {self.min_class_rows} rows of each class "
+                    f"([gates] bootstrap_min_class_rows), and these classes have fewer: "
+                    f"{', '.join(few[:10])}. It proves nothing here.")
+        return None
 
-            labels, counts = np.unique(p.y_true, return_counts=True)
-            few = [f"{label} ({count})" for label, count in zip(labels, counts, strict=True)
-                   if count < self.min_class_rows]
-            if few:
-                refusal = (f"a bootstrap bound needs at least {self.min_class_rows} rows of each "
-                           f"class ([gates] bootstrap_min_class_rows), and these classes have "
-                           f"fewer: {', '.join(few[:10])}. It proves nothing here.")
-        return self._result(p, estimate, interval, bound, method, refusal, details)
+    def passes_counts(self, counts) -> bool:
+        """The gate's decision from a confusion matrix (metrics that are functions of it)."""
+        from mlbuild import resample
 
-    def operating_characteristic(self, n: int, expected: float | None) -> dict | None:
-        """Exact pass probabilities at the limit and at ``expected`` (proportions only)."""
+        statistic = COUNT_STATISTICS[self.metric]
+        if self.mode == "point":
+            return self._meets(float(statistic(counts)))
+        result = resample.confusion_bootstrap(counts, statistic, self.resamples, self.seed)
+        rows = dict(enumerate(counts.sum(axis=1).tolist()))
+        return (self._refusal(result, rows) is None
+                and self._meets(result.bound(self.confidence, self.side)))
+
+    def operating_characteristic(self, n: int, expected: float | None,
+                                 p: Predictions | None = None) -> dict | None:
+        """Pass probabilities at the limit and at ``expected``: exact for proportions; for
+        confusion-matrix metrics simulated from the observed confusion matrix ``p`` gives."""
         from mlbuild import power
 
+        if self.spec.uncertainty != "proportion" and p is not None:
+            return self._simulated_characteristic(p)
         if self.spec.uncertainty != "proportion" or n <= 0:
             return None
         at_limit = power.threshold_pass_probability(n, self.limit, self.limit, self.confidence,
@@ -299,6 +343,34 @@ class ThresholdGate:
         oc["sentence"] = sentence + " (exact binomial sums)."
         return oc
 
+    def _simulated_characteristic(self, p: Predictions) -> dict | None:
+        import numpy as np
+
+        from mlbuild import power
+        from mlbuild.metrics import confusion_matrix
+
+        if self.metric not in COUNT_STATISTICS or len(p) == 0:
+            return None  # no model of the data to simulate from: nothing is claimed
+        classes = int(max(np.max(p.y_true), np.max(p.y_pred))) + 1
+        observed = confusion_matrix(p.y_true, p.y_pred, classes).astype(float)
+        statistic = COUNT_STATISTICS[self.metric]
+        runs = SIMULATIONS
+        like = power.simulated_pass_probability(self.passes_counts, observed, len(p), runs,
+                                                self.seed)
+        oc = {"n": len(p), "exact": False, "simulations": runs, "at_observed": like}
+        at_limit_model = power.model_at(statistic, observed, self.limit)
+        sentence = f"At {len(p)} rows this gate passes a model like this one "
+        if at_limit_model is not None:
+            oc["at_limit"] = power.simulated_pass_probability(
+                self.passes_counts, at_limit_model, len(p), runs, self.seed + 1)
+            sentence += (f"with probability {_chance(like)} and one at the limit (the same "
+                         f"errors, more of them) with probability {_chance(oc['at_limit'])}")
+        else:
+            sentence += f"with probability {_chance(like)}"
+        oc["sentence"] = (sentence + f" (seeded simulation: {runs} samples from the observed "
+                          "confusion matrix).")
+        return oc
+
 
 def bootstrap(metric: str, p: Predictions, resamples: int, seed: int):
     """The seeded bootstrap of a metric: from the confusion matrix's cells when the metric
@@ -306,7 +378,7 @@ def bootstrap(metric: str, p: Predictions, resamples: int, seed: int):
     import numpy as np
 
     from mlbuild import resample
-    from mlbuild.metrics import COUNT_STATISTICS, confusion_matrix
+    from mlbuild.metrics import confusion_matrix
 
     spec = METRICS[metric]
     if metric in COUNT_STATISTICS:
@@ -327,6 +399,9 @@ def bootstrap(metric: str, p: Predictions, resamples: int, seed: int):
 
 # ----------------------------------------------------------------------------- change
 
+
+#: samples drawn to simulate a bootstrap gate's operating characteristic
+SIMULATIONS = 100
 
 NO_RELEASED_MODEL = ("there is no released model in models.lock to compare with yet (this is "
                      "the first model)")
@@ -376,9 +451,11 @@ class ChangeGate:
             cand_loss = spec.row_loss(candidate.y_true, candidate.y_pred, candidate.proba)
             base_loss = spec.row_loss(baseline.y_true, baseline.y_pred, baseline.proba)
             p = stats.paired_mean_change_p(cand_loss, base_loss, self.margin, self.mode)
+            diff = cand_loss - base_loss
             test = (f"one-sided paired t-test of the mean per-row {self.metric} difference "
-                    f"(mean {_fmt(float((cand_loss - base_loss).mean()))})")
-            details = {}
+                    f"(mean {_fmt(float(diff.mean()))})")
+            details = {"difference": float(diff.mean()),
+                       "standard_error": float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0}
         significant = p <= self.alpha
         if self.mode == "non-inferiority":
             passed = significant
@@ -425,7 +502,8 @@ class ChangeGate:
         test = (f"paired {result.method} bootstrap of RMSE(candidate) - RMSE(released) = "
                 f"{_fmt(result.estimate)}, {1 - 2 * self.alpha:.0%} interval [{_fmt(low)}, "
                 f"{_fmt(high)}], margin {self.margin} in RMSE units")
-        return p, test, {"difference": result.estimate, "difference_interval": [low, high]}
+        return p, test, {"difference": result.estimate, "difference_interval": [low, high],
+                         "standard_error": float(result.distribution.std())}
 
     def _incomparable(self, missing: tuple[str, ...]) -> GateResult:
         names = ", ".join(missing)
@@ -442,12 +520,16 @@ class ChangeGate:
                           "intended, set accept_incomparable = true under [gates.change] for "
                           "this change (models.lock records it).", details=details)
 
-    def operating_characteristic(self, n: int, discordance: float) -> dict | None:
-        """Exact pass probabilities of an accuracy change gate at ``discordance``: for a
-        candidate worse by the margin and for one as good as the released model."""
+    def operating_characteristic(self, n: int, discordance: float,
+                                 details: dict | None = None) -> dict | None:
+        """Pass probabilities for a candidate worse by the margin and for one as good as the
+        released model: exact for accuracy (at ``discordance``); for losses, a normal
+        approximation with the standard error the check measured (in ``details``)."""
         from mlbuild import power
 
-        if self.metric != "accuracy" or n <= 0:
+        if self.metric != "accuracy":
+            return self._normal_characteristic(n, (details or {}).get("standard_error"))
+        if n <= 0:
             return None
         psi = min(1.0, max(discordance, self.margin))
         at_margin = power.paired_pass_probability(n, psi, -self.margin, self.margin,
@@ -459,6 +541,23 @@ class ChangeGate:
                     f"the released model with probability {_chance(at_equal)} (exact sums).")
         return {"n": n, "exact": True, "discordance": psi, "at_margin": at_margin,
                 "at_equal": at_equal, "sentence": sentence}
+
+    def _normal_characteristic(self, n: int, se: float | None) -> dict | None:
+        from scipy.stats import norm
+
+        if not se or n < 2:
+            return None
+        z = norm.ppf(1 - self.alpha)
+        # the gate compares the difference (candidate - released) with the margin
+        shift = z if self.mode == "regression" else -z
+        at_margin = float(norm.cdf(shift))
+        at_equal = float(norm.cdf(self.margin / se + shift))
+        return {"n": n, "exact": False, "standard_error": se, "at_margin": at_margin,
+                "at_equal": at_equal,
+                "sentence": f"At {n} rows this gate passes a candidate worse by the margin with "
+                            f"probability about {_chance(at_margin)} and one as good as the "
+                            f"released model with probability about {_chance(at_equal)} "
+                            f"(normal approximation, standard error {se:.3g})."}
 
 
 # ----------------------------------------------------------------------------- slices

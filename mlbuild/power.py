@@ -140,3 +140,38 @@ def paired_rows(discordance: float, margin: float, alpha: float, power: float,
         middle = (low + high) // 2
         low, high = (low, middle) if ok(middle) else (middle, high)
     return high
+
+
+# ----------------------------------------------------------------- by simulation
+
+
+def simulated_pass_probability(passes, cells: np.ndarray, n: int, simulations: int,
+                               seed: int) -> float:
+    """The share of ``simulations`` seeded samples of ``n`` rows, drawn from a confusion
+    matrix's cell probabilities ``cells``, on which ``passes(counts)`` is true. For gates
+    with no exact form (bootstrap bounds of confusion-matrix metrics)."""
+    k = cells.shape[0]
+    draws = np.random.default_rng(seed).multinomial(n, cells.ravel() / cells.sum(),
+                                                    size=simulations)
+    return float(np.mean([passes(d.reshape(k, k)) for d in draws]))
+
+
+def model_at(statistic, cells: np.ndarray, limit: float) -> np.ndarray | None:
+    """A model with the same kinds of error as ``cells`` but just enough more of them for
+    ``statistic`` to equal ``limit``: each class keeps a share 1 - t of its right rows and
+    spreads the rest evenly over the other classes (t by bisection). None when the model
+    does not exceed the limit or no t reaches it."""
+    k = cells.shape[0]
+    diagonal = np.diag(np.diag(cells))
+
+    def worse(t: float) -> np.ndarray:
+        moved = diagonal.sum(axis=1, keepdims=True) * t / (k - 1)
+        return cells - t * diagonal + moved * (1 - np.eye(k))
+
+    if k < 2 or not float(statistic(cells)) > limit or float(statistic(worse(1.0))) > limit:
+        return None
+    low, high = 0.0, 1.0
+    for _ in range(50):
+        middle = (low + high) / 2
+        low, high = (middle, high) if float(statistic(worse(middle))) > limit else (low, middle)
+    return worse(high)

@@ -681,3 +681,17 @@ def test_macro_f1_bootstrap_bounds_come_from_the_confusion_matrix():
     assert result.bound == pytest.approx(direct.bound(0.95, "lower"))
     assert result.interval == pytest.approx(direct.interval(0.95))
     assert "BCa bootstrap" in result.reason
+
+
+def test_loss_gates_state_an_approximate_operating_characteristic():
+    y = np.random.default_rng(23).integers(0, 3, 600)
+    baseline = with_proba(y, skill=2.5, seed=24, classes=3)
+    candidate = with_proba(y, skill=2.5, seed=25, classes=3)
+    gate = ChangeGate("log_loss", margin=0.05)
+    result = gate.check(candidate, baseline)
+    oc = gate.operating_characteristic(600, 0.0, result.details)
+    assert oc["exact"] is False and oc["at_margin"] == pytest.approx(0.05)
+    assert oc["at_equal"] > oc["at_margin"]
+    threshold = ThresholdGate("log_loss", 1.0, resamples=RESAMPLES).check(candidate)
+    stated = threshold.details["operating_characteristic"]
+    assert stated["at_limit"] == pytest.approx(0.05) and "normal approximation" in threshold.reason

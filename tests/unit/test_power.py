@@ -208,3 +208,40 @@ def test_the_shipped_fast_tier_passes_a_good_model_with_the_configured_power():
     for requirement in sized:
         assert requirement.passes_good >= tiers.power, requirement
         assert requirement.passes_bad <= 1 - gates.confidence + 0.01, requirement
+
+
+# ----------------------------------------------------------------- bootstrap gates, simulated
+
+
+def test_the_simulation_machinery_agrees_with_an_exact_sum():
+    # An accuracy decision made from simulated confusion matrices against the exact sum.
+    cells = np.array([[45.0, 5.0], [3.0, 47.0]])   # accuracy 0.92
+    n, limit = 300, 0.9
+    simulated = power.simulated_pass_probability(lambda c: np.trace(c) / n >= limit, cells, n,
+                                                 4000, seed=3)
+    exact = power.threshold_pass_probability(n, 0.92, limit, 0.95, "wilson", "point")
+    assert abs(simulated - exact) < 3 * np.sqrt(exact * (1 - exact) / 4000)
+
+
+def test_the_model_at_the_limit_has_the_limit_and_the_same_kinds_of_error():
+    from mlbuild.metrics import COUNT_STATISTICS
+
+    f1 = COUNT_STATISTICS["macro_f1"]
+    cells = np.array([[40.0, 2, 0], [1, 50, 4], [0, 3, 30]])
+    at = power.model_at(f1, cells, 0.8)
+    assert float(f1(at)) == pytest.approx(0.8, abs=1e-9)
+    assert at.sum() == pytest.approx(cells.sum())
+    assert power.model_at(f1, cells, 0.99) is None   # the model does not exceed it
+
+
+def test_a_confident_macro_f1_gate_states_a_simulated_characteristic():
+    from mlbuild.metrics import Predictions
+
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 4, 400)
+    pred = np.where(rng.random(400) < 0.93, y, (y + 1) % 4)
+    gate = ThresholdGate("macro_f1", 0.85, resamples=300)
+    oc = gate.operating_characteristic(400, 0.95, Predictions(y, pred))
+    assert oc["exact"] is False and oc["simulations"] == 100
+    assert oc["at_limit"] <= 0.12 and oc["at_observed"] >= 0.9
+    assert "seeded simulation" in oc["sentence"]
