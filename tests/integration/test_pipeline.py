@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import ok, wait_for
+from tests.conftest import edited_digits, ok, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +56,8 @@ def _threshold(project):
 
 
 def _data_source(project):
-    # The same digits, as a local file with the first row removed.
-    from tasks.fetch import digits_frame
-
-    digits_frame().iloc[1:].to_csv(project.root / "digits.csv", index=False)
+    # The digits, as a local file with one value changed.
+    edited_digits().to_csv(project.root / "digits.csv", index=False)
     project.edit("configs/pipeline.toml", 'source = "builtin:digits"', 'source = "file://digits.csv"')
 
 

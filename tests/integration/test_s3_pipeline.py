@@ -17,7 +17,7 @@ import pytest
 
 from mlbuild.errors import IntegrityError, StoreError
 from tests import services
-from tests.conftest import TEST_AWS, ok, s3_client, wait_for
+from tests.conftest import TEST_AWS, edited_digits, ok, s3_client, wait_for
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -113,7 +113,7 @@ def test_an_s3_data_source_re_runs_the_pipeline_when_the_object_changes(s3_proje
     ok(project.luigi())
     assert s3.ran_since(before) == set()
     s3.client.put_object(Bucket=s3.bucket, Key="raw/digits.csv",
-                         Body=frame.iloc[:1700].to_csv(index=False))
+                         Body=edited_digits().to_csv(index=False))
     ok(project.luigi())
     assert s3.ran_since(before) == {"FetchData", "ValidateData", "SplitData", "TrainModel",
                                     "EvaluateAccuracy", "PublishModel"}

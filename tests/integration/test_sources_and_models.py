@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from mlbuild.errors import IntegrityError, MissingError
-from tests.conftest import ok
+from tests.conftest import edited_digits, ok
 
 pytestmark = pytest.mark.integration
 
@@ -45,12 +45,13 @@ def test_an_http_source_is_fetched_and_a_change_upstream_re_runs_everything(proj
     ok(project.luigi())
     assert project.ran_since(before) == set()
 
-    (folder / "digits.csv").write_text(_digits_csv(rows=1700))  # the data changed upstream
+    changed = edited_digits().to_csv(index=False)
+    (folder / "digits.csv").write_text(changed)  # the data changed upstream
     ok(project.luigi())
     assert "FetchData" in project.ran_since(before)
     raw = next(p for p in project.store.glob("FetchData/*/raw.csv")
                if p.parent.name not in {k.split("/")[1] for k in before})
-    assert raw.read_text() == _digits_csv(rows=1700)
+    assert raw.read_text() == changed
 
 
 def test_a_pinned_file_source_with_the_right_digest_is_used(project):
