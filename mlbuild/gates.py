@@ -457,11 +457,14 @@ class ChangeGate:
             details = {"difference": float(diff.mean()),
                        "standard_error": float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0}
         significant = p <= self.alpha
+        drop = (base - cand) if spec.higher_is_better else (cand - base)  # > 0: worse
         if self.mode == "non-inferiority":
             passed = significant
             verdict = ("shown not worse by the margin or more" if passed else
-                       "not shown to be within the margin: the sample does not rule out a "
-                       "drop of the margin or more")
+                       f"the candidate is estimated {drop:.4g} worse, beyond the margin"
+                       if drop >= self.margin else
+                       "not shown to be within the margin: the sample cannot rule out a drop "
+                       "of the margin or more")
         else:
             passed = not significant
             verdict = ("no regression beyond the margin shown" if passed else

@@ -174,7 +174,9 @@ def html_report(ev: Evaluation, title: str = "Accuracy") -> str:
         f"</td></tr>" for name in sorted(ev.metrics))
     png = _figure_png(ev)
     figure = f"<img alt='plots' src='data:image/png;base64,{png}'>" if png else ""
-    plan = f"<p>Sample: {html.escape(ev.plan.describe())}</p>" if ev.plan else ""
+    plan = "" if ev.plan is None else "".join(
+        f"<p>{html.escape(line)}</p>" for line in (f"Sample: {ev.plan.describe()}",
+                                                   *(f"Warning: {w}" for w in ev.plan.warnings)))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}
