@@ -248,7 +248,20 @@ class Evaluation:
 
 
 def all_metrics(p: Predictions, kind: Kind, gated: set[str] = frozenset()) -> dict[str, float]:
-    """Every metric that applies, for the reports (costly ones only when gated)."""
+    """Every metric that applies, for the reports (costly ones only when gated).
+
+    Confusion-matrix metrics of integer labels come from one confusion matrix, not a pass
+    over the rows each.
+    """
+    import numpy as np
+
+    from mlbuild.metrics import COUNT_STATISTICS, confusion_matrix
+
+    counts = None
+    if kind == "classification" and len(p) and all(
+            np.issubdtype(a.dtype, np.integer) and a.min() >= 0 for a in (p.y_true, p.y_pred)):
+        counts = confusion_matrix(p.y_true, p.y_pred, int(max(p.y_true.max(),
+                                                              p.y_pred.max())) + 1)
     values = {}
     for name, metric in METRICS.items():
         if metric.model != kind or (metric.needs_proba and p.proba is None):
@@ -257,7 +270,10 @@ def all_metrics(p: Predictions, kind: Kind, gated: set[str] = frozenset()) -> di
             continue
         if name == "auc" and (p.proba is None or p.proba.shape[1] != 2):
             continue
-        values[name] = metric.compute(p.y_true, p.y_pred, p.proba)
+        if counts is not None and name in COUNT_STATISTICS:
+            values[name] = float(COUNT_STATISTICS[name](counts))
+        else:
+            values[name] = metric.compute(p.y_true, p.y_pred, p.proba)
     return values
 
 

@@ -585,12 +585,14 @@ class SliceGate:
               ) -> list[GateResult]:
         import numpy as np
 
-        values = np.asarray(values).astype(str)
-        present = sorted(set(values.tolist()))
+        # Group on the raw values (fast), name the groups as text (slices compare as text).
+        groups, inverse = np.unique(np.asarray(values), return_inverse=True)
+        names = groups.astype(str)
+        present = sorted(names.tolist())
         results, compared = [], []
         alpha = 1 - self.confidence
-        for value in present:
-            rows = values == value
+        for index in np.argsort(names, kind="stable"):
+            value, rows = str(names[index]), inverse == index
             n, correct = int(rows.sum()), int((p.y_pred[rows] == p.y_true[rows]).sum())
             name = f"slice {self.by}={value}: accuracy >= {self.limit} ({self.mode})"
             interval = stats.proportion_interval(correct, n, self.confidence, self.interval)
