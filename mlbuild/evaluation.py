@@ -253,15 +253,9 @@ def all_metrics(p: Predictions, kind: Kind, gated: set[str] = frozenset()) -> di
     Confusion-matrix metrics of integer labels come from one confusion matrix, not a pass
     over the rows each.
     """
-    import numpy as np
+    from mlbuild.metrics import COUNT_STATISTICS, counts_of
 
-    from mlbuild.metrics import COUNT_STATISTICS, confusion_matrix
-
-    counts = None
-    if kind == "classification" and len(p) and all(
-            np.issubdtype(a.dtype, np.integer) and a.min() >= 0 for a in (p.y_true, p.y_pred)):
-        counts = confusion_matrix(p.y_true, p.y_pred, int(max(p.y_true.max(),
-                                                              p.y_pred.max())) + 1)
+    counts = counts_of(p) if kind == "classification" else None
     values = {}
     for name, metric in METRICS.items():
         if metric.model != kind or (metric.needs_proba and p.proba is None):

@@ -40,6 +40,8 @@ from mlbuild.errors import ConfigError, DataError
 from mlbuild.metrics import COUNT_STATISTICS, METRICS, Metric, Predictions
 
 Mode = Literal["point", "confident"]
+#: samples drawn to simulate a bootstrap gate's operating characteristic
+SIMULATIONS = 100
 
 
 # ----------------------------------------------------------------------------- config
@@ -344,15 +346,13 @@ class ThresholdGate:
         return oc
 
     def _simulated_characteristic(self, p: Predictions) -> dict | None:
-        import numpy as np
-
         from mlbuild import power
-        from mlbuild.metrics import confusion_matrix
+        from mlbuild.metrics import counts_of
 
-        if self.metric not in COUNT_STATISTICS or len(p) == 0:
+        counts = counts_of(p) if self.metric in COUNT_STATISTICS else None
+        if counts is None:
             return None  # no model of the data to simulate from: nothing is claimed
-        classes = int(max(np.max(p.y_true), np.max(p.y_pred))) + 1
-        observed = confusion_matrix(p.y_true, p.y_pred, classes).astype(float)
+        observed = counts.astype(float)
         statistic = COUNT_STATISTICS[self.metric]
         runs = SIMULATIONS
         like = power.simulated_pass_probability(self.passes_counts, observed, len(p), runs,
@@ -378,12 +378,11 @@ def bootstrap(metric: str, p: Predictions, resamples: int, seed: int):
     import numpy as np
 
     from mlbuild import resample
-    from mlbuild.metrics import confusion_matrix
+    from mlbuild.metrics import counts_of
 
     spec = METRICS[metric]
-    if metric in COUNT_STATISTICS:
-        classes = int(max(np.max(p.y_true), np.max(p.y_pred))) + 1
-        counts = confusion_matrix(p.y_true, p.y_pred, classes)
+    counts = counts_of(p) if metric in COUNT_STATISTICS else None
+    if counts is not None:
         return resample.confusion_bootstrap(counts, COUNT_STATISTICS[metric], resamples, seed)
     if metric in resample.ROW_STATISTICS:   # means of a per-row loss (or the root of one)
         loss = spec.row_loss(p.y_true, p.y_pred, p.proba)
@@ -399,9 +398,6 @@ def bootstrap(metric: str, p: Predictions, resamples: int, seed: int):
 
 # ----------------------------------------------------------------------------- change
 
-
-#: samples drawn to simulate a bootstrap gate's operating characteristic
-SIMULATIONS = 100
 
 NO_RELEASED_MODEL = ("there is no released model in models.lock to compare with yet (this is "
                      "the first model)")

@@ -131,6 +131,17 @@ METRICS = {
 }
 
 
+def counts_of(p: Predictions) -> np.ndarray | None:
+    """The confusion matrix of a classifier's predictions, or None when its labels are not
+    class indices (whole numbers from 0)."""
+    import numpy as np
+
+    if not len(p) or not all(np.issubdtype(a.dtype, np.integer) and a.min() >= 0
+                             for a in (p.y_true, p.y_pred)):
+        return None
+    return confusion_matrix(p.y_true, p.y_pred, int(max(p.y_true.max(), p.y_pred.max())) + 1)
+
+
 def confusion_matrix(y_true, y_pred, classes: int) -> np.ndarray:
     import numpy as np
 
