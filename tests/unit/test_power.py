@@ -35,6 +35,16 @@ def passes_by_every_outcome(n: int, p: float, limit: float, interval: str) -> fl
 
 
 @pytest.mark.parametrize("interval", INTERVALS)
+def test_the_gate_passes_exactly_from_min_successes_on(interval):
+    for limit in (0.5, 0.9, 0.99):
+        for n in [*range(1, 120), 150, 822]:
+            k = int(power.min_successes(n, limit, 0.95, interval, "confident"))
+            for count in range(max(0, k - 3), min(n, k + 3) + 1):
+                proved = stats.proportion_bound(count, n, 0.95, interval) >= limit
+                assert proved is (count >= k), (interval, limit, n, count, k)
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
 @pytest.mark.parametrize("n", [150, 822])
 @pytest.mark.parametrize("limit", [0.75, 0.90, 0.93])
 def test_the_exact_sum_is_the_sum_over_every_outcome(interval, n, limit):
