@@ -489,9 +489,8 @@ class ChangeGate:
         spec = METRICS["rmse"]
         squares = (spec.row_loss(candidate.y_true, candidate.y_pred, None),
                    spec.row_loss(baseline.y_true, baseline.y_pred, None))
-        result = resample.row_bootstrap(
-            lambda a, b: np.sqrt(a.mean(axis=-1)) - np.sqrt(b.mean(axis=-1)), squares,
-            self.resamples, self.seed)
+        result = resample.row_bootstrap(resample.OfMeans(lambda a, b: np.sqrt(a) - np.sqrt(b)),
+                                        squares, self.resamples, self.seed)
         # The share of resamples on the far side of the margin: a bootstrap p-value.
         if self.mode == "non-inferiority":
             p = float(np.mean(result.distribution >= self.margin))

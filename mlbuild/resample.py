@@ -140,6 +140,8 @@ def row_bootstrap(statistic: Callable[..., np.ndarray], data: Sequence[np.ndarra
         for b in _batches(_check_resamples(resamples), n * row_bytes)])
 
     def jackknife() -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(statistic, OfMeans) and all(a.ndim == 1 for a in arrays):
+            return np.asarray(statistic.jackknife(arrays), float), np.ones(n)
         values = []
         for start, b in _spans(n, max(1, n - 1) * row_bytes):
             index = np.arange(n - 1)[None, :]
@@ -171,18 +173,32 @@ def zero_error_rows(limit: float, confidence: float) -> int:
     return n
 
 
-def mean_loss(losses: np.ndarray) -> np.ndarray:
-    """Mean of per-row losses over the row axis: log-loss, MAE (and error rate)."""
-    return np.mean(losses, axis=-1)
+@dataclass(frozen=True)
+class OfMeans:
+    """A statistic of the arrays' means over rows, ``function(mean(a), mean(b), ...)``.
+
+    Its jackknife has a closed form (leaving row i out turns a mean of sum S into
+    (S - x_i) / (n - 1)), so :func:`row_bootstrap` gets BCa for it in O(n) instead of n
+    statistics of n - 1 rows.
+    """
+
+    function: Callable[..., np.ndarray]
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        return self.function(*(np.mean(a, axis=-1) for a in arrays))
+
+    def jackknife(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        n = len(arrays[0])
+        return self.function(*((a.sum() - a) / (n - 1) for a in arrays))
 
 
-def root_mean_loss(squared_errors: np.ndarray) -> np.ndarray:
-    """RMSE from per-row squared errors."""
-    return np.sqrt(np.mean(squared_errors, axis=-1))
-
+#: Mean of per-row losses over the row axis: log-loss, MAE (and error rate).
+mean_loss = OfMeans(lambda mean: mean)
+#: RMSE from per-row squared errors.
+root_mean_loss = OfMeans(np.sqrt)
 
 #: Vectorised statistics of ``(metric.row_loss(y, pred, proba),)`` for ``row_bootstrap``.
-ROW_STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+ROW_STATISTICS: dict[str, OfMeans] = {
     "log_loss": mean_loss,
     "mae": mean_loss,
     "rmse": root_mean_loss,
