@@ -78,9 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                     "on each accuracy gate passes a model at the expected accuracy with the "
                     "configured power, computed exactly. Reads [accuracy] and [gates] from the "
                     "pipeline config; flags override it, and alone still answer.")
-    plan.add_argument("--pipeline-config", default="configs/pipeline.toml", metavar="FILE",
-                      help="the pipeline config to read (default configs/pipeline.toml; "
-                           "ignored when it does not exist)")
+    plan.add_argument("--pipeline-config", metavar="FILE",
+                      help="the pipeline config to read (default: configs/pipeline.toml when "
+                           "it exists)")
     plan.add_argument("--expected", type=float, help="the accuracy a good model has")
     plan.add_argument("--limit", type=float,
                       help="the accuracy gate's limit (replaces the config's accuracy gates)")

@@ -16,23 +16,33 @@ from mlbuild.errors import ConfigError
 from mlbuild.evaluation import SamplePlan, TiersConfig, plan_sample
 from mlbuild.gates import GatesConfig
 
+#: read when no --pipeline-config is given, if it exists
+DEFAULT_CONFIG = Path("configs/pipeline.toml")
 
-def _read(path: Path) -> dict:
+
+def _read(path: Path | None) -> dict:
+    if path is None:
+        if not DEFAULT_CONFIG.exists():
+            return {}
+        path = DEFAULT_CONFIG
     if not path.exists():
-        return {}
+        raise ConfigError(f"The pipeline config {path} does not exist. Hint: give the path of "
+                          "your pipeline.toml, or leave --pipeline-config out to plan from the "
+                          "flags alone.")
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
 
 
-def plan_from_config(path: str, *, expected: float | None = None, limit: float | None = None,
+def plan_from_config(path: str | None, *, expected: float | None = None, limit: float | None = None,
                      drop: float | None = None, alpha: float | None = None,
                      power: float | None = None, interval: str | None = None,
                      margin: float | None = None, discordance: float | None = None,
                      classes: int | None = None) -> SamplePlan:
-    """The plan for the config at ``path`` (if it exists), each given value overriding it."""
-    raw = _read(Path(path))
+    """The plan for the config at ``path`` (default: configs/pipeline.toml if it exists),
+    each given value overriding it."""
+    raw = _read(None if path is None else Path(path))
     accuracy, gates = dict(raw.get("accuracy", {})), dict(raw.get("gates", {}))
     overrides = {"expected": expected, "drop": drop, "alpha": alpha, "power": power,
                  "discordance": discordance}
@@ -48,7 +58,7 @@ def plan_from_config(path: str, *, expected: float | None = None, limit: float |
         change = dict(gates.get("change") or {})
         change.update({k: v for k, v in (("margin", margin), ("alpha", alpha)) if v is not None})
         gates["change"] = change
-    where = path if raw else "the command line"
+    where = (path or DEFAULT_CONFIG) if raw else "the command line"
     try:
         tiers = TiersConfig.model_validate(accuracy)
         gates_config = GatesConfig.model_validate(gates)

@@ -101,9 +101,14 @@ def test_accuracy_plan_sizes_the_configured_gates(project):
 
 
 def test_accuracy_plan_answers_from_flags_alone_and_refuses_what_cannot_be(project):
-    flags = ok(project.mlbuild("accuracy", "plan", "--pipeline-config", "none.toml",
+    (project.root / "empty.toml").write_text("")
+    flags = ok(project.mlbuild("accuracy", "plan", "--pipeline-config", "empty.toml",
                                "--expected", "0.95", "--limit", "0.90"))
     assert flags.stdout.startswith("188 rows")
+    missing = project.mlbuild("accuracy", "plan", "--pipeline-config", "nope.toml")
+    assert missing.returncode == 3 and "nope.toml does not exist" in missing.stderr
+    worse = project.mlbuild("accuracy", "plan", "--power", "1.5")
+    assert worse.returncode == 3 and "power" in worse.stderr
     paired = ok(project.mlbuild("accuracy", "plan", "--margin", "0.02", "--discordance",
                                 "0.06"))
     assert "discordance 0.06 ([accuracy] discordance)" in paired.stdout

@@ -214,3 +214,15 @@ def test_benjamini_hochberg_is_never_stricter_than_holm():
     p = list(rng.uniform(0, 0.2, 12))
     for bh, holm, raw in zip(stats.benjamini_hochberg(p), stats.holm(p), p, strict=True):
         assert raw <= bh + 1e-12 and bh <= holm + 1e-12
+
+
+@pytest.mark.parametrize("method, statsmodels_method", [("wilson", "wilson"),
+                                                        ("clopper-pearson", "beta")])
+def test_intervals_match_statsmodels(method, statsmodels_method):
+    from statsmodels.stats.proportion import proportion_confint
+
+    for k, n in ((140, 150), (790, 822), (4800, 5000), (3, 20), (20, 20)):
+        for confidence in (0.9, 0.95):
+            low, high = proportion_confint(k, n, 1 - confidence, method=statsmodels_method)
+            assert stats.proportion_interval(k, n, confidence, method) == pytest.approx(
+                (low, high), abs=1e-9)
