@@ -49,10 +49,10 @@ def _describe(model: type[BaseModel], error: dict) -> str:
     return f"{key}: {error['msg']} (got {error.get('input')!r})."
 
 
-@cache
-def _load(path: Path, mtime_ns: int, model: type[M]) -> M:
+def read_toml(path: Path) -> dict:
+    """The parsed TOML at ``path``; a missing or malformed file is a ConfigError."""
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(
             f"The configuration file {path} does not exist. Hint: run from the project's "
@@ -60,11 +60,20 @@ def _load(path: Path, mtime_ns: int, model: type[M]) -> M:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
+
+
+def validate(raw: dict, model: type[M], where: str | os.PathLike) -> M:
+    """``raw`` as ``model``; every problem named by its dotted key, in one ConfigError."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         problems = "\n".join(f"  - {_describe(model, e)}" for e in exc.errors())
-        raise ConfigError(f"{path} has {exc.error_count()} problem(s):\n{problems}") from None
+        raise ConfigError(f"{where} has {exc.error_count()} problem(s):\n{problems}") from None
+
+
+@cache
+def _load(path: Path, mtime_ns: int, model: type[M]) -> M:
+    return validate(read_toml(path), model, path)
 
 
 def load_config(path: str | os.PathLike, model: type[M]) -> M:

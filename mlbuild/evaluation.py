@@ -106,8 +106,8 @@ class SamplePlan:
 
 
 def plan_sample(tiers: TiersConfig, gates: GatesConfig | None = None,
-                rows_available: int | None = None, slice_shares: dict | None = None
-                ) -> SamplePlan:
+                rows_available: int | None = None, slice_shares: dict | None = None,
+                strict: bool = False) -> SamplePlan:
     """Size the fast tier for the gates that run (mlbuild.power), not for a textbook test.
 
     Each accuracy threshold gate and a non-inferiority change gate on accuracy gets the
@@ -115,7 +115,8 @@ def plan_sample(tiers: TiersConfig, gates: GatesConfig | None = None,
     tier takes the largest. Slice gates are not sized into the total (a rare class would
     need the whole split); the plan says what each slice needs and warns when a slice
     falls under ``min_rows`` in the sample. ``slice_shares`` maps ``by`` to the shares of
-    its values (for ``class``, the label shares of the split).
+    its values (for ``class``, the label shares of the split). ``strict``: an accuracy
+    limit at or above ``expected`` is a ValueError, not a note (for a plan asked for).
     """
     from mlbuild import power
 
@@ -130,6 +131,11 @@ def plan_sample(tiers: TiersConfig, gates: GatesConfig | None = None,
         warnings.append(f"[gates] has no accuracy threshold: the sample is sized for one at "
                         f"expected - drop = {accuracy[0].limit:.4g}.")
     for gate in accuracy:
+        if expected <= gate.limit and strict:
+            raise ValueError(f"the expected accuracy {expected} does not exceed the limit "
+                             f"{gate.limit}: a model at expected would fail that gate at least "
+                             "half the time, at any sample size. Hint: lower the limit, or set "
+                             "the expected accuracy the model really has.")
         if expected <= gate.limit:
             unsized.append(Requirement(gate.name, None, f"the expected {expected} does not "
                                        "exceed the limit: a model at expected fails it at least "

@@ -399,6 +399,13 @@ def bootstrap(metric: str, p: Predictions, resamples: int, seed: int):
 # ----------------------------------------------------------------------------- change
 
 
+def discordant(candidate: Predictions, baseline: Predictions) -> tuple[int, int]:
+    """Paired rows only the released model gets right, and only the candidate gets right."""
+    c_right = candidate.y_pred == candidate.y_true
+    b_right = baseline.y_pred == baseline.y_true
+    return int((b_right & ~c_right).sum()), int((c_right & ~b_right).sum())
+
+
 NO_RELEASED_MODEL = ("there is no released model in models.lock to compare with yet (this is "
                      "the first model)")
 
@@ -472,9 +479,7 @@ class ChangeGate:
                           self.margin, None, p, {**details, "baseline": base, "mode": self.mode})
 
     def _accuracy(self, candidate: Predictions, baseline: Predictions):
-        c_right = candidate.y_pred == candidate.y_true
-        b_right = baseline.y_pred == baseline.y_true
-        b_only, c_only = int((b_right & ~c_right).sum()), int((c_right & ~b_right).sum())
+        b_only, c_only = discordant(candidate, baseline)
         p = stats.paired_change_p(b_only, c_only, len(candidate), self.margin, self.mode)
         test = (f"Tango's score test on {b_only + c_only} discordant rows (released model only "
                 f"right: {b_only}, candidate only right: {c_only})")
@@ -635,12 +640,10 @@ class SliceGate:
             return []
         tests = []
         for value, rows in compared:
-            c_right = p.y_pred[rows] == p.y_true[rows]
-            b_right = baseline.y_pred[rows] == baseline.y_true[rows]
-            b_only, c_only = int((b_right & ~c_right).sum()), int((c_right & ~b_right).sum())
+            b_only, c_only = discordant(p.take(rows), baseline.take(rows))
             n = int(rows.sum())
             raw = stats.paired_change_p(b_only, c_only, n, self.margin, "regression")
-            tests.append((value, n, b_only, c_only, raw, c_right.mean() - b_right.mean()))
+            tests.append((value, n, b_only, c_only, raw, (c_only - b_only) / n))
         adjust = stats.holm if self.correction == "holm" else stats.benjamini_hochberg
         adjusted = adjust([t[4] for t in tests])
         results = []

@@ -7,11 +7,9 @@ and from flags alone where there is no config.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-from pydantic import ValidationError
-
+from mlbuild.config import Section, read_toml, validate
 from mlbuild.errors import ConfigError
 from mlbuild.evaluation import SamplePlan, TiersConfig, plan_sample
 from mlbuild.gates import GatesConfig
@@ -20,19 +18,22 @@ from mlbuild.gates import GatesConfig
 DEFAULT_CONFIG = Path("configs/pipeline.toml")
 
 
+class _Plannable(Section):
+    """The sections a plan needs; any others in the file are not this command's business."""
+
+    model_config = {**Section.model_config, "extra": "ignore"}
+    accuracy: TiersConfig = TiersConfig()
+    gates: GatesConfig = GatesConfig()
+
+
 def _read(path: Path | None) -> dict:
     if path is None:
-        if not DEFAULT_CONFIG.exists():
-            return {}
-        path = DEFAULT_CONFIG
+        return read_toml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
     if not path.exists():
         raise ConfigError(f"The pipeline config {path} does not exist. Hint: give the path of "
                           "your pipeline.toml, or leave --pipeline-config out to plan from the "
                           "flags alone.")
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
+    return read_toml(path)
 
 
 def plan_from_config(path: str | None, *, expected: float | None = None, limit: float | None = None,
@@ -58,24 +59,12 @@ def plan_from_config(path: str | None, *, expected: float | None = None, limit: 
         change = dict(gates.get("change") or {})
         change.update({k: v for k, v in (("margin", margin), ("alpha", alpha)) if v is not None})
         gates["change"] = change
-    where = (path or DEFAULT_CONFIG) if raw else "the command line"
+    where = f"Cannot plan: {path or DEFAULT_CONFIG if raw else 'the command line'}"
+    sections = validate({"accuracy": accuracy, "gates": gates}, _Plannable, where)
+    labels = raw.get("schema", {}).get("allowed_labels")
+    k = classes or (len(labels) if labels else None)
+    shares = {"class": {str(i): 1 / k for i in range(k)}} if k else None
     try:
-        tiers = TiersConfig.model_validate(accuracy)
-        gates_config = GatesConfig.model_validate(gates)
-        for t in gates_config.threshold:
-            if t.metric == "accuracy" and t.min >= tiers.expected:
-                raise ValueError(f"the expected accuracy {tiers.expected} does not exceed the "
-                                 f"limit {t.min}: a model at expected would fail that gate at "
-                                 "least half the time, at any sample size. Hint: lower the "
-                                 "limit, or set the expected accuracy the model really has.")
-        labels = raw.get("schema", {}).get("allowed_labels")
-        k = classes or (len(labels) if labels else None)
-        shares = {"class": {str(i): 1 / k for i in range(k)}} if k else None
-        return plan_sample(tiers, gates_config, None, shares)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"Cannot plan from {where}: {problems}.") from None
+        return plan_sample(sections.accuracy, sections.gates, None, shares, strict=True)
     except ValueError as exc:
         raise ConfigError(f"Cannot plan: {exc}") from None
-
-

@@ -22,14 +22,14 @@ from tasks.split import SplitData
 from tasks.train import TrainModel
 
 
-def score(model_path, test, label, config):
-    """The evaluation inputs for one model: its predictions on ``test``."""
+def score(model, test, label, config):
+    """The evaluation inputs for one loaded model: its predictions on ``test``."""
     from mlbuild.evaluation import predict_in_chunks
     from mlbuild.metrics import Predictions
-    from tasks.inference import load_model, predictor
+    from tasks.inference import predictor
 
     features = test.drop(columns=[label])
-    predicted, proba = predict_in_chunks(predictor(load_model(model_path)), features,
+    predicted, proba = predict_in_chunks(predictor(model), features,
                                          config.accuracy.chunk_rows, config.accuracy.workers)
     return Predictions(test[label].to_numpy(), predicted, proba)
 
@@ -47,11 +47,9 @@ def tier_rows(test, config, tier):
     return test.iloc[rows].reset_index(drop=True), plan
 
 
-def missing_features(model_path, test) -> tuple[str, ...]:
+def missing_features(model, test) -> tuple[str, ...]:
     """The features a model needs that ``test`` lacks (a schema change since it was made)."""
-    from tasks.inference import load_model
-
-    return tuple(f for f in load_model(model_path).feature_name() if f not in test.columns)
+    return tuple(f for f in model.feature_name() if f not in test.columns)
 
 
 def gate(candidate, test, config, tier, plan, report_folder, title, baseline=None, extra=None,
@@ -74,15 +72,18 @@ def evaluate_model(model_path, test, config, tier, baseline_path=None, report_fo
 
     ``absent`` says why there is no released model to compare with, when there is none.
     """
+    from tasks.inference import load_model
+
     test, plan = tier_rows(test, config, tier)
     label = config.schema_.label
-    candidate = score(model_path, test, label, config)
+    candidate = score(load_model(model_path), test, label, config)
     why = {"absent": absent} if absent else {}
     baseline = None
     if baseline_path:
-        why["missing_features"] = missing_features(baseline_path, test)
+        released = load_model(baseline_path)
+        why["missing_features"] = missing_features(released, test)
         if not why["missing_features"]:
-            baseline = score(baseline_path, test, label, config)
+            baseline = score(released, test, label, config)
     return gate(candidate, test, config, tier, plan, report_folder, f"Accuracy ({tier} tier)",
                 baseline, extra, **why)
 

@@ -175,8 +175,6 @@ def test_a_simulation_of_the_change_gate_agrees_with_the_exact_sum():
         cand = np.ones(n, int)
         base[:b] = 0            # released model only right on the first b rows
         cand[b:b + c] = 0       # candidate only right on the next c
-        cand[:b] = 1
-        base[b:b + c] = 1
         right = np.arange(n) >= b + c
         base[right] = cand[right] = 0
         passes += gate.check(Predictions(y, cand), Predictions(y, base)).passed
