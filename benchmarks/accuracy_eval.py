@@ -13,7 +13,7 @@ generator as FetchData's), then, on 1,000,000 fresh rows:
   are a second model's inference, not gate machinery.
 
 The bootstrap behind confident gates is timed on its own: macro-F1, 1,000 resamples, on
-every row through ``mlbuild.resample.confusion_bootstrap`` (multinomial resampling of the
+every row through ``mlbuild.accuracy.resample.confusion_bootstrap`` (multinomial resampling of the
 confusion matrix; target 0.5 s), beside the old per-row ``scipy.stats.bootstrap``
 (``vectorized=False``, percentile) on ``--bootstrap-rows`` rows, scaled linearly to every
 row. Figures are printed, never asserted; the issue's targets are an overhead under 15%
@@ -52,9 +52,9 @@ def main() -> int:
     import lightgbm as lgb
     from sklearn.metrics import accuracy_score
 
-    from mlbuild.evaluation import evaluate, predict_in_chunks
-    from mlbuild.gates import GatesConfig
-    from mlbuild.metrics import Predictions
+    from mlbuild.accuracy.evaluation import evaluate, predict_in_chunks
+    from mlbuild.accuracy.gates import GatesConfig
+    from mlbuild.accuracy.metrics import Predictions
     from tasks.fetch import synthetic_frame
     from tasks.inference import predictor
 
@@ -115,8 +115,8 @@ def time_bootstraps(y_true, y_pred, old_rows: int, repeat: int) -> dict:
     import numpy as np
     from scipy.stats import bootstrap
 
-    from mlbuild.metrics import confusion_matrix, from_counts, macro_f1
-    from mlbuild.resample import confusion_bootstrap
+    from mlbuild.accuracy.metrics import confusion_matrix, from_counts, macro_f1
+    from mlbuild.accuracy.resample import confusion_bootstrap
 
     classes = int(max(y_true.max(), y_pred.max())) + 1
     count_time, counts = timed(lambda: confusion_matrix(y_true, y_pred, classes), repeat)

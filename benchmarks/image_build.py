@@ -4,7 +4,7 @@ the model changed.
     python benchmarks/image_build.py [--repeat 3]
 
 Uses the project's own Dockerfile.serve, serve.py and inference code through
-mlbuild.image.build (the Docker SDK, no network), on the engine and base image that
+mlbuild.images.docker.build (the Docker SDK, no network), on the engine and base image that
 `make services` provides (DOCKER_HOST and MLBUILD_IMAGE_BASE override). The wheels are
 downloaded into the host cache once before timing (their download is reported on its
 own). "Cold" builds every layer again (no cache); the base image is kept.
@@ -43,8 +43,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from mlbuild import image
-    from mlbuild.fingerprint import package_version
+    from mlbuild.core.fingerprint import package_version
+    from mlbuild.images import docker as image
     from mlbuild.settings import wheel_cache_dir
     from tasks.image import IMAGE_PACKAGES
     from tests import services

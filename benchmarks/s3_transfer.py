@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from mlbuild.errors import MlbuildError
-    from mlbuild.s3 import S3Options, S3Store
     from mlbuild.store import file_digest
+    from mlbuild.store.s3 import S3Options, S3Store
 
     defaults = S3Options()
     options = S3Options(

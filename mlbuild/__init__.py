@@ -1,5 +1,6 @@
 """mlbuild: continuous integration for machine-learning projects, as Luigi tasks."""
 
+from mlbuild.core.task import BuildTask
 from mlbuild.errors import (
     BatchError,
     BuildError,
@@ -14,7 +15,9 @@ from mlbuild.errors import (
     TestsFailed,
 )
 from mlbuild.store import LocalCache, ObjectInfo, Store, open_store
-from mlbuild.task import BuildTask
+
+# Registers the AWS Batch executor, which BuildTask consults through mlbuild.core.execution.
+import mlbuild.batch  # noqa: F401  isort: skip
 
 __all__ = [
     "BatchError",

@@ -33,9 +33,11 @@ from typing import Any
 import luigi
 import luigi.task_register
 
+from mlbuild.core import execution
+from mlbuild.core.manifest import MANIFEST
 from mlbuild.errors import BatchError, ConfigError
-from mlbuild.manifest import MANIFEST
-from mlbuild.settings import s3_options, store_uri
+from mlbuild.settings import store_uri
+from mlbuild.store.s3 import S3Options
 
 #: Set by AWS Batch in every job's container.
 JOB_ID_ENV = "AWS_BATCH_JOB_ID"
@@ -273,7 +275,7 @@ def job_environment(task, settings: BatchSettings) -> list[dict[str, str]]:
             f"{store!r}, which a job cannot reach. Hint: set MLBUILD_STORE=s3://bucket/prefix."
         )
     env = {"MLBUILD_STORE": store, EXPECT_ENV: f"{task.task_id} {task.fingerprint}"}
-    endpoint = s3_options().endpoint_url  # the store's own S3 endpoint, when it has one
+    endpoint = S3Options.from_settings().endpoint_url  # the store's own S3 endpoint, when it has one
     if endpoint:
         env["MLBUILD_S3_ENDPOINT_URL"] = endpoint
     env.update({name: os.environ[name] for name in settings.environment if name in os.environ})
@@ -484,10 +486,7 @@ def run_on_batch(task, settings: BatchSettings | None = None) -> None:
 def check_movable(task) -> None:
     """Refuse a task whose result is more than its store folder: a job cannot bring back
     what it writes elsewhere (models.lock, images in the local engine)."""
-    from mlbuild.task import BuildTask
-
-    own = getattr(type(task), "invalidation_reason", BuildTask.invalidation_reason)
-    if own is not BuildTask.invalidation_reason:
+    if task.has_effects_outside_store:
         raise ConfigError(
             f"{task.task_family} cannot run on AWS Batch: its result includes effects outside "
             "the store (it defines invalidation_reason), which would stay in the job's "
@@ -556,3 +555,19 @@ def _terminate(client: BatchClient, job_id: str, reason: str) -> None:
         print(f"[batch] terminated job {job_id}: {reason}", file=sys.stderr, flush=True)
     except Exception as exc:  # noqa: BLE001 - already failing; say so, keep the first error
         print(f"[batch] could not terminate job {job_id}: {exc}", file=sys.stderr, flush=True)
+
+
+class BatchExecutor:
+    """The executor BuildTask consults (``mlbuild.core.execution``)."""
+
+    def check(self, task) -> None:
+        check_expected(task)
+
+    def takes(self, task) -> bool:
+        return runs_on_batch(task)
+
+    def run(self, task) -> None:
+        run_on_batch(task)
+
+
+execution.register(BatchExecutor())

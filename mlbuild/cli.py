@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args, extra: list[str]) -> int:
     from rich.console import Console
 
-    from mlbuild.runner import project_task, run_task
+    from mlbuild.ci.runner import project_task, run_task
 
     console = Console(stderr=True, highlight=False)
     with project_task(args.module, args.task, extra) as task:
@@ -130,8 +130,8 @@ def _run(args, extra: list[str]) -> int:
 
 
 def _status(args, extra: list[str]) -> int:
-    from mlbuild.runner import project_task
-    from mlbuild.status import pipeline_state
+    from mlbuild.ci.runner import project_task
+    from mlbuild.ci.status import pipeline_state
 
     with project_task(args.module, args.task, extra) as task:
         states = pipeline_state(task)
@@ -148,8 +148,8 @@ def _status(args, extra: list[str]) -> int:
 
 
 def _models(args, extra: list[str]) -> int:
-    from mlbuild.lockfile import LockFile
-    from mlbuild.registry import pull_models, verify_lock
+    from mlbuild.release.lockfile import LockFile
+    from mlbuild.release.registry import pull_models, verify_lock
     from mlbuild.settings import cache_dir, store_uri
     from mlbuild.store import LocalCache, open_store
 
@@ -180,7 +180,7 @@ def _models(args, extra: list[str]) -> int:
 
 
 def _accuracy(args, extra: list[str]) -> int:
-    from mlbuild.planning import plan_from_config
+    from mlbuild.accuracy.planning import plan_from_config
 
     plan = plan_from_config(args.pipeline_config, expected=args.expected, limit=args.limit,
                             drop=args.drop, alpha=args.alpha, power=args.power,
@@ -191,7 +191,7 @@ def _accuracy(args, extra: list[str]) -> int:
 
 
 def _stage(args, extra: list[str]) -> int:
-    from mlbuild.stages import definition, run_stage
+    from mlbuild.ci.stages import definition, run_stage
 
     tier = args.tier
     if tier is None and definition(args.name) == "EvaluateAccuracy":
@@ -205,8 +205,8 @@ def _batch(args, extra: list[str]) -> int:
     import luigi.task
 
     from mlbuild import batch
+    from mlbuild.ci.runner import project_task
     from mlbuild.errors import MissingError
-    from mlbuild.runner import project_task
 
     with project_task(args.module, args.task, extra) as task:
         if task.complete():
@@ -228,7 +228,7 @@ def _ci(args, extra: list[str]) -> int:
     import shlex
     import subprocess
 
-    from mlbuild.jenkinsfile import read
+    from mlbuild.ci.jenkinsfile import read
 
     for stage in read(args.jenkinsfile):
         if not stage.runs(args.branch, args.scheduled):
@@ -249,8 +249,8 @@ def _ci(args, extra: list[str]) -> int:
 def _gc(args, extra: list[str]) -> int:
     from datetime import timedelta
 
-    from mlbuild import gc
-    from mlbuild.lockfile import LockFile
+    from mlbuild.release import gc
+    from mlbuild.release.lockfile import LockFile
     from mlbuild.settings import store_uri
     from mlbuild.store import open_store
 

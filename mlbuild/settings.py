@@ -68,18 +68,3 @@ def wheel_cache_dir() -> Path:
 
 def reports_dir() -> str:
     return os.environ.get("MLBUILD_REPORTS") or mlbuild().reports
-
-
-def s3_options():
-    from mlbuild.s3 import S3Options
-
-    config = mlbuild()
-    return S3Options(
-        endpoint_url=os.environ.get("MLBUILD_S3_ENDPOINT_URL") or config.s3_endpoint_url,
-        max_attempts=config.s3_max_attempts,
-        connect_timeout=config.s3_connect_timeout,
-        read_timeout=config.s3_read_timeout,
-        part_size_mb=config.s3_part_size_mb,
-        upload_part_size_mb=config.s3_upload_part_size_mb,
-        max_concurrency=config.s3_max_concurrency,
-    )

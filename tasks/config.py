@@ -11,9 +11,9 @@ from typing import Literal
 import luigi
 from pydantic import Field
 
+from mlbuild.accuracy.evaluation import TiersConfig
+from mlbuild.accuracy.gates import GatesConfig
 from mlbuild.config import Section, load_config
-from mlbuild.evaluation import TiersConfig
-from mlbuild.gates import GatesConfig
 
 ColumnKind = Literal["integer", "number", "string"]
 Scalar = bool | int | float | str

@@ -13,8 +13,8 @@ from pathlib import Path
 import luigi
 
 from mlbuild import BuildTask, GateFailed, MissingError
-from mlbuild.lockfile import LockFile
-from mlbuild.registry import released_model
+from mlbuild.release.lockfile import LockFile
+from mlbuild.release.registry import released_model
 from mlbuild.settings import cache_dir, reports_dir
 from mlbuild.store import LocalCache, locate, open_store
 from tasks.config import load
@@ -24,8 +24,8 @@ from tasks.train import TrainModel
 
 def score(model, test, label, config):
     """The evaluation inputs for one loaded model: its predictions on ``test``."""
-    from mlbuild.evaluation import predict_in_chunks
-    from mlbuild.metrics import Predictions
+    from mlbuild.accuracy.evaluation import predict_in_chunks
+    from mlbuild.accuracy.metrics import Predictions
     from tasks.inference import predictor
 
     features = test.drop(columns=[label])
@@ -36,7 +36,7 @@ def score(model, test, label, config):
 
 def tier_rows(test, config, tier):
     """The rows a tier evaluates, and the fast tier's sample plan (None for full)."""
-    from mlbuild.evaluation import plan_sample, stratified_sample
+    from mlbuild.accuracy.evaluation import plan_sample, stratified_sample
 
     if tier == "full":
         return test, None
@@ -55,8 +55,8 @@ def missing_features(model, test) -> tuple[str, ...]:
 def gate(candidate, test, config, tier, plan, report_folder, title, baseline=None, extra=None,
          **why_no_baseline):
     """Run the configured gates on predictions and write the reports."""
-    from mlbuild.evaluation import evaluate
-    from mlbuild.report import write_reports
+    from mlbuild.accuracy.evaluation import evaluate
+    from mlbuild.accuracy.report import write_reports
 
     label = config.schema_.label
     columns = {c: test[c].to_numpy() for c in test.columns if c != label}
@@ -113,8 +113,8 @@ class GatedTask(BuildTask):
 
 class EvaluateAccuracy(GatedTask):
     tier = luigi.ChoiceParameter(choices=["fast", "full"], default="fast")
-    code_modules = ("tasks.inference", "mlbuild.evaluation", "mlbuild.gates", "mlbuild.metrics",
-                    "mlbuild.stats", "mlbuild.power", "mlbuild.resample")
+    code_modules = ("tasks.inference", "mlbuild.accuracy.evaluation", "mlbuild.accuracy.gates", "mlbuild.accuracy.metrics",
+                    "mlbuild.accuracy.stats", "mlbuild.accuracy.power", "mlbuild.accuracy.resample")
     packages = ("lightgbm", "pandas", "scipy")
 
     def requires(self):

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 from mlbuild import BuildTask, IntegrityError
-from mlbuild.lockfile import LockFile
-from mlbuild.manifest import git_commit, now
+from mlbuild.core.manifest import git_commit, now
+from mlbuild.release.lockfile import LockFile
 from mlbuild.settings import cache_dir, reports_dir, wheel_cache_dir
 from mlbuild.store import LocalCache, file_digest, locate, open_store
 from tasks.config import load
@@ -49,7 +49,7 @@ class _ImageTask(BuildTask):
         return f"{_image_config().repository}{self.suffix}:{self.fingerprint[:16]}"
 
     def invalidation_reason(self):
-        from mlbuild import image
+        from mlbuild.images import docker as image
 
         recorded = json.loads(self.store.get_bytes(f"{self.prefix}/image.json",
                                                    self.read_manifest().outputs["image"].sha256))
@@ -64,9 +64,9 @@ class _ImageTask(BuildTask):
     def build_image(self, context: Path, output: Path, buildargs: dict[str, str],
                     labels: dict[str, str]) -> dict[str, str]:
         """Add the wheels to ``context``, build it, and record the image in ``output``."""
-        from mlbuild import image
-        from mlbuild.fingerprint import package_version
-        from mlbuild.manifest import python_version
+        from mlbuild.core.fingerprint import package_version
+        from mlbuild.core.manifest import python_version
+        from mlbuild.images import docker as image
 
         config = _image_config()
         image.download_wheels([f"{p}=={package_version(p)}" for p in self.packages_in_image],
@@ -76,7 +76,7 @@ class _ImageTask(BuildTask):
                   "org.opencontainers.image.source": config.source,
                   "org.opencontainers.image.created": now(),
                   "org.opencontainers.image.title": config.repository + self.suffix,
-                  "io.mlbuild.fingerprint": self.fingerprint, **labels}
+                  "io.mlbuild.core.fingerprint": self.fingerprint, **labels}
         image_id = image.build(context, self.tag, buildargs={"BASE": config.base, **buildargs},
                                labels=labels, base=config.base)
         shutil.rmtree(context)
@@ -88,7 +88,7 @@ class _ImageTask(BuildTask):
 class BuildImage(_ImageTask):
     """The serving image: docker/Dockerfile.serve around the released model."""
 
-    code_modules = ("tasks.inference", "mlbuild.image")
+    code_modules = ("tasks.inference", "mlbuild.images.docker")
     packages = packages_in_image = IMAGE_PACKAGES
 
     def requires(self):
@@ -142,7 +142,7 @@ class BuildTrainingImage(_ImageTask):
     """The training image (docker/Dockerfile.train): the project, to run any task in."""
 
     suffix = "-train"
-    code_modules = ("mlbuild.image",)
+    code_modules = ("mlbuild.images.docker",)
     packages = packages_in_image = TRAIN_PACKAGES
 
     def settings(self):
@@ -178,8 +178,8 @@ class BuildTrainingImage(_ImageTask):
 class AcceptanceTest(GatedTask):
     """The image's own predictions, on the fast tier's sample, through the same gates."""
 
-    code_modules = ("tasks.evaluate", "mlbuild.evaluation", "mlbuild.gates", "mlbuild.metrics",
-                    "mlbuild.stats", "mlbuild.power", "mlbuild.resample")
+    code_modules = ("tasks.evaluate", "mlbuild.accuracy.evaluation", "mlbuild.accuracy.gates", "mlbuild.accuracy.metrics",
+                    "mlbuild.accuracy.stats", "mlbuild.accuracy.power", "mlbuild.accuracy.resample")
 
     def requires(self):
         return {"image": BuildImage(), "split": SplitData()}
@@ -194,7 +194,7 @@ class AcceptanceTest(GatedTask):
         import pandas as pd
 
         from mlbuild import ImageError, image
-        from mlbuild.metrics import Predictions
+        from mlbuild.accuracy.metrics import Predictions
         from tasks.evaluate import gate, tier_rows
 
         config = load()
@@ -241,7 +241,7 @@ class PushImage(BuildTask):
         return {"registry": _image_config().registry}
 
     def invalidation_reason(self):
-        from mlbuild import image
+        from mlbuild.images import docker as image
 
         pushed = self.read_manifest().extra
         held = image.registry_digest(pushed["registry"], pushed["repository"], pushed["tag"])
@@ -251,7 +251,7 @@ class PushImage(BuildTask):
         return None
 
     def build(self, inputs, outputs):
-        from mlbuild import image
+        from mlbuild.images import docker as image
 
         registry = _image_config().registry
         built = json.loads(inputs["image"]["image"].read_text())

@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict
 
 from mlbuild import BuildTask
-from mlbuild.lockfile import LockFile
-from mlbuild.registry import publish_model
+from mlbuild.release.lockfile import LockFile
+from mlbuild.release.registry import publish_model
 from tasks.config import load
 from tasks.evaluate import EvaluateAccuracy
 from tasks.train import TrainModel

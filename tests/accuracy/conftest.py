@@ -34,8 +34,8 @@ def evaluation(tier):
     import pandas as pd
 
     from mlbuild.errors import MlbuildError
-    from mlbuild.lockfile import LockFile
-    from mlbuild.registry import released_model
+    from mlbuild.release.lockfile import LockFile
+    from mlbuild.release.registry import released_model
     from mlbuild.settings import cache_dir, reports_dir, store_uri
     from mlbuild.store import LocalCache, locate, open_store
     from tasks import SplitData

@@ -223,7 +223,7 @@ def test_the_training_image_runs_a_task_against_the_s3_store(imaged, docker_env,
 
 
 def test_containers_the_pipeline_runs_have_no_network(docker_env, s3_endpoint, monkeypatch):
-    from mlbuild import image
+    from mlbuild.images import docker as image
     from tests.services import BASE_IMAGE
 
     monkeypatch.setenv("DOCKER_HOST", docker_env["DOCKER_HOST"])

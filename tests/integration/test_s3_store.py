@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from mlbuild.errors import IntegrityError
-from mlbuild.s3 import S3Options, S3Store
+from mlbuild.store.s3 import S3Options, S3Store
 from tests.conftest import s3_client
 from tests.unit.test_store import StoreContract
 

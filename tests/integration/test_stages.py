@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from mlbuild.ci.jenkinsfile import read
 from mlbuild.errors import GateFailed, ImageError, StoreError, TestsFailed
-from mlbuild.jenkinsfile import read
 from tests.conftest import REPO, ok
 from tests.services import free_port
 

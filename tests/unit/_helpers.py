@@ -11,7 +11,7 @@ from pathlib import Path
 import luigi
 import pytest
 
-from mlbuild.runlog import Failure, read_failures
+from mlbuild.core.runlog import Failure, read_failures
 from mlbuild.store import LocalCache, LocalStore
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import luigi.task_register
 import pytest
 
-from mlbuild.runlog import RUN_DIR_ENV
+from mlbuild.core.runlog import RUN_DIR_ENV
 from mlbuild.store import LocalStore, open_store
 
 from ._helpers import Env

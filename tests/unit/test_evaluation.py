@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlbuild import power
-from mlbuild.evaluation import (
+from mlbuild.accuracy import power
+from mlbuild.accuracy.evaluation import (
     Evaluation,
     TiersConfig,
     evaluate,
@@ -15,8 +15,8 @@ from mlbuild.evaluation import (
     predict_in_chunks,
     stratified_sample,
 )
-from mlbuild.gates import GateResult, GatesConfig
-from mlbuild.metrics import Predictions
+from mlbuild.accuracy.gates import GateResult, GatesConfig
+from mlbuild.accuracy.metrics import Predictions
 
 # ----------------------------------------------------------------- sample plan
 

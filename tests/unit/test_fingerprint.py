@@ -9,14 +9,14 @@ import textwrap
 
 import pytest
 
-from mlbuild.errors import BuildError, ConfigError
-from mlbuild.fingerprint import (
+from mlbuild.core.fingerprint import (
     canonical_json,
     code_digest,
     diff_inputs,
     digest_of,
     package_version,
 )
+from mlbuild.errors import BuildError, ConfigError
 
 _names = itertools.count()
 

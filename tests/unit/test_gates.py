@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mlbuild import stats
-from mlbuild.errors import ConfigError, DataError, MlbuildError
-from mlbuild.gates import (
+from mlbuild.accuracy import stats
+from mlbuild.accuracy.gates import (
     ChangeGate,
     ChangeSpec,
     GatesConfig,
@@ -17,7 +16,8 @@ from mlbuild.gates import (
     ThresholdSpec,
     build_gates,
 )
-from mlbuild.metrics import METRICS, Predictions
+from mlbuild.accuracy.metrics import METRICS, Predictions
+from mlbuild.errors import ConfigError, DataError, MlbuildError
 
 RESAMPLES = 300
 
@@ -671,8 +671,8 @@ def test_a_97_percent_model_rarely_proves_macro_f1_of_99_on_50_rows():
 
 
 def test_macro_f1_bootstrap_bounds_come_from_the_confusion_matrix():
-    from mlbuild import resample
-    from mlbuild.metrics import COUNT_STATISTICS, confusion_matrix
+    from mlbuild.accuracy import resample
+    from mlbuild.accuracy.metrics import COUNT_STATISTICS, confusion_matrix
 
     p = correct_of(270, 300, classes=3, seed=5)
     result = ThresholdGate("macro_f1", 0.8, resamples=RESAMPLES, seed=3).check(p)

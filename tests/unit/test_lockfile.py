@@ -9,7 +9,7 @@ import re
 import pytest
 
 from mlbuild.errors import ConfigError, MissingError
-from mlbuild.lockfile import VERSION, LockFile, ModelEntry
+from mlbuild.release.lockfile import VERSION, LockFile, ModelEntry
 
 
 def entry(n: int = 1, **metrics) -> ModelEntry:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from mlbuild.metrics import METRICS, Predictions, confusion_matrix
+from mlbuild.accuracy.metrics import METRICS, Predictions, confusion_matrix
 
 
 def classifier_output(seed: int, rows: int = 500, classes: int = 4, skill: float = 0.7):

@@ -13,10 +13,10 @@ import pytest
 from scipy.special import gammaln
 from scipy.stats import binom
 
-from mlbuild import power, stats
-from mlbuild.evaluation import TiersConfig, plan_sample
-from mlbuild.gates import ChangeGate, GatesConfig, SliceGate, ThresholdGate
-from mlbuild.metrics import Predictions
+from mlbuild.accuracy import power, stats
+from mlbuild.accuracy.evaluation import TiersConfig, plan_sample
+from mlbuild.accuracy.gates import ChangeGate, GatesConfig, SliceGate, ThresholdGate
+from mlbuild.accuracy.metrics import Predictions
 from tests.conftest import REPO
 
 ALPHA, POWER = 0.05, 0.8
@@ -232,7 +232,7 @@ def test_the_simulation_machinery_agrees_with_an_exact_sum():
 
 
 def test_the_model_at_the_limit_has_the_limit_and_the_same_kinds_of_error():
-    from mlbuild.metrics import COUNT_STATISTICS
+    from mlbuild.accuracy.metrics import COUNT_STATISTICS
 
     f1 = COUNT_STATISTICS["macro_f1"]
     cells = np.array([[40.0, 2, 0], [1, 50, 4], [0, 3, 30]])
@@ -243,7 +243,7 @@ def test_the_model_at_the_limit_has_the_limit_and_the_same_kinds_of_error():
 
 
 def test_a_confident_macro_f1_gate_states_a_simulated_characteristic():
-    from mlbuild.metrics import Predictions
+    from mlbuild.accuracy.metrics import Predictions
 
     rng = np.random.default_rng(8)
     y = rng.integers(0, 4, 400)

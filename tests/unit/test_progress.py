@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from mlbuild import progress
+from mlbuild.store import progress
 
 
 class Terminal(io.StringIO):

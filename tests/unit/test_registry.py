@@ -8,8 +8,14 @@ import re
 import pytest
 
 from mlbuild.errors import IntegrityError, MissingError
-from mlbuild.lockfile import LockFile
-from mlbuild.registry import model_key, publish_model, pull_models, released_model, verify_lock
+from mlbuild.release.lockfile import LockFile
+from mlbuild.release.registry import (
+    model_key,
+    publish_model,
+    pull_models,
+    released_model,
+    verify_lock,
+)
 from mlbuild.store import LocalCache, LocalStore, locate
 
 from ._helpers import files_under, is_read_only, sha256

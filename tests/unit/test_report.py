@@ -11,10 +11,17 @@ from xml.etree import ElementTree as ET
 import numpy as np
 import pytest
 
-from mlbuild.evaluation import TiersConfig, evaluate, plan_sample
-from mlbuild.gates import GatesConfig
-from mlbuild.metrics import Predictions
-from mlbuild.report import FILES, html_report, junit_xml, markdown, metrics_json, write_reports
+from mlbuild.accuracy.evaluation import TiersConfig, evaluate, plan_sample
+from mlbuild.accuracy.gates import GatesConfig
+from mlbuild.accuracy.metrics import Predictions
+from mlbuild.accuracy.report import (
+    FILES,
+    html_report,
+    junit_xml,
+    markdown,
+    metrics_json,
+    write_reports,
+)
 
 ROWS = 2000
 

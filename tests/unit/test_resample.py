@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mlbuild import resample
-from mlbuild.metrics import (
+from mlbuild.accuracy import resample
+from mlbuild.accuracy.metrics import (
     COUNT_STATISTICS,
     METRICS,
     confusion_matrix,
     from_counts,
     macro_f1_from_counts,
 )
-from mlbuild.resample import (
+from mlbuild.accuracy.resample import (
     BCA_MAX_ROWS,
     ROW_STATISTICS,
     BootstrapResult,
@@ -342,7 +342,7 @@ def test_the_lower_bound_of_macro_f1_covers_the_truth(method):
 
 
 def test_a_statistic_of_means_gets_the_same_bca_from_its_closed_form_jackknife():
-    from mlbuild.resample import OfMeans
+    from mlbuild.accuracy.resample import OfMeans
 
     rng = np.random.default_rng(12)
     a, b = rng.exponential(1.0, 400), rng.exponential(1.2, 400)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from mlbuild import stats
+from mlbuild.accuracy import stats
 
 # ----------------------------------------------------------------- proportion intervals
 

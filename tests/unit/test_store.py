@@ -13,7 +13,8 @@ import re
 import pytest
 
 from mlbuild.errors import ConfigError, IntegrityError, MissingError, StoreError
-from mlbuild.store import CHUNK, LocalCache, LocalStore, ObjectInfo, Store, open_store
+from mlbuild.store import LocalCache, LocalStore, ObjectInfo, Store, open_store
+from mlbuild.store.base import CHUNK
 
 from ._helpers import files_under, is_read_only, sha256
 

@@ -16,11 +16,11 @@ from typing import ClassVar
 import luigi
 import pytest
 
-from mlbuild import manifest as manifest_mod
+from mlbuild.core import manifest as manifest_mod
+from mlbuild.core.fingerprint import diff_inputs
+from mlbuild.core.manifest import MANIFEST, Manifest
+from mlbuild.core.task import BuildTask, flatten
 from mlbuild.errors import BuildError
-from mlbuild.fingerprint import diff_inputs
-from mlbuild.manifest import MANIFEST, Manifest
-from mlbuild.task import BuildTask, flatten
 
 from ._helpers import build, files_under, is_read_only, sha256
 

@@ -104,7 +104,7 @@ def _task_junit(name: str, outcome, gate_report: Path | None) -> Path:
 def _gate_report(task, started: float) -> Path | None:
     """The JUnit report of the stage's gates: from the store when the task is complete,
     else the one a failing gate wrote in this run (in the task's report folder)."""
-    from mlbuild.task import BuildTask
+    from mlbuild.core.task import BuildTask
 
     if not isinstance(task, BuildTask) or "junit" not in task.outputs:
         return None
@@ -123,7 +123,7 @@ def run_task_stage(name: str, module: str, family: str, extra: list[str],
 
     from rich.console import Console
 
-    from mlbuild.runner import project_task, run_task
+    from mlbuild.ci.runner import project_task, run_task
 
     started = time.time()
     console = Console(stderr=True, highlight=False)

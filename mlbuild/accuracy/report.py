@@ -17,8 +17,8 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 
-from mlbuild.evaluation import Evaluation
-from mlbuild.metrics import Predictions, confusion_matrix
+from mlbuild.accuracy.evaluation import Evaluation
+from mlbuild.accuracy.metrics import Predictions, confusion_matrix
 
 FILES = {"metrics": "metrics.json", "junit": "junit.xml", "markdown": "report.md",
          "html": "report.html"}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlbuild.errors import IntegrityError, MlbuildError
-from mlbuild.lockfile import LockFile, ModelEntry
+from mlbuild.release.lockfile import LockFile, ModelEntry
 from mlbuild.store import LocalCache, Store, check_digest, locate
 
 

@@ -7,7 +7,7 @@ A point estimate compared with a threshold ignores sampling error (see
 * **threshold** — a metric against an absolute limit. ``confident`` mode (the default)
   passes only when the one-sided confidence bound meets the limit: the sample *proves*
   it. Proportions get Wilson or Clopper–Pearson bounds; other metrics a seeded BCa
-  bootstrap (:mod:`mlbuild.resample`), which proves nothing when its resamples are
+  bootstrap (:mod:`mlbuild.accuracy.resample`), which proves nothing when its resamples are
   degenerate or a class has too few rows. ``point`` mode compares the estimate.
 * **change** — against the released model, on the same rows. By default
   ``non-inferiority``: the candidate passes only when the data reject "worse by the
@@ -34,10 +34,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlbuild import stats
+from mlbuild.accuracy import stats
+from mlbuild.accuracy.metrics import COUNT_STATISTICS, METRICS, Metric, Predictions
 from mlbuild.config import Section
 from mlbuild.errors import ConfigError, DataError
-from mlbuild.metrics import COUNT_STATISTICS, METRICS, Metric, Predictions
 
 Mode = Literal["point", "confident"]
 #: samples drawn to simulate a bootstrap gate's operating characteristic
@@ -291,7 +291,7 @@ class ThresholdGate:
 
     def _refusal(self, result, class_rows: dict) -> str | None:
         """Why a confident bootstrap bound proves nothing here, or None when it may."""
-        from mlbuild import resample
+        from mlbuild.accuracy import resample
 
         if result.degenerate:
             refusal = (f"the bootstrap is degenerate (its resamples hardly vary), so it proves "
@@ -311,7 +311,7 @@ class ThresholdGate:
 
     def passes_counts(self, counts) -> bool:
         """The gate's decision from a confusion matrix (metrics that are functions of it)."""
-        from mlbuild import resample
+        from mlbuild.accuracy import resample
 
         statistic = COUNT_STATISTICS[self.metric]
         if self.mode == "point":
@@ -325,7 +325,7 @@ class ThresholdGate:
                                  p: Predictions | None = None) -> dict | None:
         """Pass probabilities at the limit and at ``expected``: exact for proportions; for
         confusion-matrix metrics simulated from the observed confusion matrix ``p`` gives."""
-        from mlbuild import power
+        from mlbuild.accuracy import power
 
         if self.spec.uncertainty != "proportion" and p is not None:
             return self._simulated_characteristic(p)
@@ -346,8 +346,8 @@ class ThresholdGate:
         return oc
 
     def _simulated_characteristic(self, p: Predictions) -> dict | None:
-        from mlbuild import power
-        from mlbuild.metrics import counts_of
+        from mlbuild.accuracy import power
+        from mlbuild.accuracy.metrics import counts_of
 
         counts = counts_of(p) if self.metric in COUNT_STATISTICS else None
         if counts is None:
@@ -377,8 +377,8 @@ def bootstrap(metric: str, p: Predictions, resamples: int, seed: int):
     is a function of it (cost independent of the rows), else over rows."""
     import numpy as np
 
-    from mlbuild import resample
-    from mlbuild.metrics import counts_of
+    from mlbuild.accuracy import resample
+    from mlbuild.accuracy.metrics import counts_of
 
     spec = METRICS[metric]
     counts = counts_of(p) if metric in COUNT_STATISTICS else None
@@ -489,7 +489,7 @@ class ChangeGate:
     def _rmse(self, candidate: Predictions, baseline: Predictions):
         import numpy as np
 
-        from mlbuild import resample
+        from mlbuild.accuracy import resample
 
         spec = METRICS["rmse"]
         squares = (spec.row_loss(candidate.y_true, candidate.y_pred, None),
@@ -528,7 +528,7 @@ class ChangeGate:
         """Pass probabilities for a candidate worse by the margin and for one as good as the
         released model: exact for accuracy (at ``discordance``); for losses, a normal
         approximation with the standard error the check measured (in ``details``)."""
-        from mlbuild import power
+        from mlbuild.accuracy import power
 
         if self.metric != "accuracy":
             return self._normal_characteristic(n, (details or {}).get("standard_error"))

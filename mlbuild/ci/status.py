@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import luigi
 
-from mlbuild.fingerprint import diff_inputs
-from mlbuild.manifest import MANIFEST, Manifest
-from mlbuild.task import BuildTask
+from mlbuild.core.fingerprint import diff_inputs
+from mlbuild.core.manifest import MANIFEST, Manifest
+from mlbuild.core.task import BuildTask
 
 
 @dataclass

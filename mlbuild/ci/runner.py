@@ -27,8 +27,8 @@ from luigi.task_register import TaskClassException
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mlbuild.core.runlog import RUN_DIR_ENV, Failure, read_failures
 from mlbuild.errors import ConfigError, MissingError, MlbuildError
-from mlbuild.runlog import RUN_DIR_ENV, Failure, read_failures
 
 
 @contextlib.contextmanager

@@ -34,11 +34,19 @@ from typing import Any, ClassVar
 
 import luigi
 
-from mlbuild import batch
-from mlbuild import fingerprint as fp
+from mlbuild.core import execution
+from mlbuild.core import fingerprint as fp
+from mlbuild.core.manifest import (
+    MANIFEST,
+    Manifest,
+    OutputRecord,
+    git_commit,
+    host,
+    now,
+    python_version,
+)
+from mlbuild.core.runlog import record_build, record_failure
 from mlbuild.errors import BuildError, MlbuildError
-from mlbuild.manifest import MANIFEST, Manifest, OutputRecord, git_commit, host, now, python_version
-from mlbuild.runlog import record_build, record_failure
 from mlbuild.settings import cache_dir, store_uri
 from mlbuild.store import LocalCache, Store, open_store
 
@@ -101,6 +109,11 @@ class BuildTask(luigi.Task):
         no longer say what the result recorded. ``None`` (the default) when it still counts.
         """
         return None
+
+    @property
+    def has_effects_outside_store(self) -> bool:
+        """Whether the result is more than the store folder (it defines invalidation_reason)."""
+        return type(self).invalidation_reason is not BuildTask.invalidation_reason
 
     def report_folder(self) -> Path | None:
         """Where the task copies its reports for CI to archive, also when it then fails
@@ -179,7 +192,7 @@ class BuildTask(luigi.Task):
 
     def complete(self) -> bool:
         try:
-            batch.check_expected(self)  # in a Batch job: before anything is built
+            execution.check(self)  # e.g. in a Batch job: before anything is built
             return super().complete() and self.invalidation_reason() is None
         except BaseException as exc:
             # Raised while Luigi schedules: record it, as run() failures are.
@@ -206,8 +219,9 @@ class BuildTask(luigi.Task):
         }
 
     def run(self) -> None:
-        if batch.runs_on_batch(self):
-            return batch.run_on_batch(self)
+        executor = execution.executor_for(self)
+        if executor is not None:
+            return executor.run(self)
         started = now()
         cache = LocalCache(cache_dir())
         inputs = {name: task.fetch_outputs(cache) for name, task in self.upstream().items()}

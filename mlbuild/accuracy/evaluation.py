@@ -16,9 +16,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from mlbuild.accuracy.gates import (
+    NO_RELEASED_MODEL,
+    GateResult,
+    GatesConfig,
+    ThresholdGate,
+    build_gates,
+)
+from mlbuild.accuracy.metrics import METRICS, Kind, Predictions
 from mlbuild.config import Section
-from mlbuild.gates import NO_RELEASED_MODEL, GateResult, GatesConfig, ThresholdGate, build_gates
-from mlbuild.metrics import METRICS, Kind, Predictions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,7 +114,7 @@ class SamplePlan:
 def plan_sample(tiers: TiersConfig, gates: GatesConfig | None = None,
                 rows_available: int | None = None, slice_shares: dict | None = None,
                 strict: bool = False) -> SamplePlan:
-    """Size the fast tier for the gates that run (mlbuild.power), not for a textbook test.
+    """Size the fast tier for the gates that run (mlbuild.accuracy.power), not for a textbook test.
 
     Each accuracy threshold gate and a non-inferiority change gate on accuracy gets the
     smallest n from which on it passes a model at ``expected`` with ``power`` (exact); the
@@ -118,7 +124,7 @@ def plan_sample(tiers: TiersConfig, gates: GatesConfig | None = None,
     its values (for ``class``, the label shares of the split). ``strict``: an accuracy
     limit at or above ``expected`` is a ValueError, not a note (for a plan asked for).
     """
-    from mlbuild import power
+    from mlbuild.accuracy import power
 
     gates = gates or GatesConfig()
     expected, target = tiers.expected, tiers.power
@@ -259,7 +265,7 @@ def all_metrics(p: Predictions, kind: Kind, gated: set[str] = frozenset()) -> di
     Confusion-matrix metrics of integer labels come from one confusion matrix, not a pass
     over the rows each.
     """
-    from mlbuild.metrics import COUNT_STATISTICS, counts_of
+    from mlbuild.accuracy.metrics import COUNT_STATISTICS, counts_of
 
     counts = counts_of(p) if kind == "classification" else None
     values = {}

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 from scipy.stats import binom, norm
 
-from mlbuild import stats
+from mlbuild.accuracy import stats
 
 Mode = Literal["point", "confident"]
 

@@ -23,8 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mlbuild.errors import MissingError, StoreError
-from mlbuild.progress import transfer_progress
-from mlbuild.store import ObjectInfo, StaleWrite, Store, check_digest
+from mlbuild.settings import mlbuild as settings
+from mlbuild.store.base import ObjectInfo, StaleWrite, Store, check_digest
+from mlbuild.store.progress import transfer_progress
 
 LIST_PAGES = 10  # at most 10,000 keys per listing; beyond that, ask key by key
 NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -41,6 +42,20 @@ class S3Options:
     part_size_mb: int = 64
     upload_part_size_mb: int = 16
     max_concurrency: int = 8
+
+    @classmethod
+    def from_settings(cls) -> S3Options:
+        """``[mlbuild] s3_*`` in luigi.cfg; ``MLBUILD_S3_ENDPOINT_URL`` overrides the endpoint."""
+        config = settings()
+        return cls(
+            endpoint_url=os.environ.get("MLBUILD_S3_ENDPOINT_URL") or config.s3_endpoint_url,
+            max_attempts=config.s3_max_attempts,
+            connect_timeout=config.s3_connect_timeout,
+            read_timeout=config.s3_read_timeout,
+            part_size_mb=config.s3_part_size_mb,
+            upload_part_size_mb=config.s3_upload_part_size_mb,
+            max_concurrency=config.s3_max_concurrency,
+        )
 
 
 class _HashingReader:
@@ -106,7 +121,7 @@ class S3Store(Store):
         if not self.bucket:
             raise StoreError(f"Store {uri!r} names no bucket. Expected s3://bucket/prefix.")
         self.prefix = f"{prefix}/" if prefix else ""
-        self.options = options or S3Options()
+        self.options = options or S3Options.from_settings()
         self.requests = 0  # HTTP requests sent, retries included (for benchmarks)
         self._client = None
         self._listed: dict[str, set[str]] = {}

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from mlbuild.lockfile import LockFile
-from mlbuild.manifest import MANIFEST, Manifest
+from mlbuild.core.manifest import MANIFEST, Manifest
+from mlbuild.release.lockfile import LockFile
 from mlbuild.store import StaleWrite, Store
 
 REGISTRY = "models/"

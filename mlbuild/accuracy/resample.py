@@ -84,7 +84,7 @@ def confusion_bootstrap(counts: np.ndarray, statistic: Callable[[np.ndarray], np
                         ) -> BootstrapResult:
     """Bootstrap of a confusion-matrix statistic from the K x K cell ``counts``.
 
-    ``statistic`` maps (..., K, K) counts to (...) values (``mlbuild.metrics.from_counts``).
+    ``statistic`` maps (..., K, K) counts to (...) values (``mlbuild.accuracy.metrics.from_counts``).
     Each resample is ``rng.multinomial(n, counts / n)``: exactly resampling the n rows.
     ``method`` defaults to BCa, which costs K^2 extra statistics here.
     """

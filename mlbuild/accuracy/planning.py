@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlbuild.accuracy.evaluation import SamplePlan, TiersConfig, plan_sample
+from mlbuild.accuracy.gates import GatesConfig
 from mlbuild.config import Section, read_toml, validate
 from mlbuild.errors import ConfigError
-from mlbuild.evaluation import SamplePlan, TiersConfig, plan_sample
-from mlbuild.gates import GatesConfig
 
 #: read when no --pipeline-config is given, if it exists
 DEFAULT_CONFIG = Path("configs/pipeline.toml")

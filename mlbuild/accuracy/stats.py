@@ -2,7 +2,7 @@
 
 Pure functions of counts and per-row arrays; scipy does the distributions. Heavy
 imports happen inside the functions, so importing this module costs nothing. The
-paired tests accept numpy arrays of counts, so that :mod:`mlbuild.power` can evaluate a
+paired tests accept numpy arrays of counts, so that :mod:`mlbuild.accuracy.power` can evaluate a
 gate's decision on every possible outcome at once.
 """
 
@@ -134,7 +134,7 @@ def paired_mean_change_p(candidate_loss, baseline_loss, margin: float,
 def normal_rows(p: float, limit: float, alpha: float = 0.05, power: float = 0.8) -> int:
     """The normal approximation of the rows a one-sample test of H0 "proportion <= limit"
     needs to pass a true proportion ``p`` with ``power`` (a starting point for the exact
-    search in :mod:`mlbuild.power`):
+    search in :mod:`mlbuild.accuracy.power`):
 
     n = [z(1-α)·sqrt(L(1-L)) + z(power)·sqrt(p(1-p))]² / (p - L)²
     """

@@ -1,0 +1,31 @@
+"""Accuracy: metrics, the statistics of the gates, evaluation, plans and reports."""
+
+from __future__ import annotations
+
+from mlbuild.accuracy.evaluation import (
+    Evaluation,
+    SamplePlan,
+    TiersConfig,
+    evaluate,
+    plan_sample,
+    predict_in_chunks,
+    stratified_sample,
+)
+from mlbuild.accuracy.gates import GateResult, GatesConfig
+from mlbuild.accuracy.metrics import METRICS, Predictions
+from mlbuild.accuracy.report import write_reports
+
+__all__ = [
+    "METRICS",
+    "Evaluation",
+    "GateResult",
+    "GatesConfig",
+    "Predictions",
+    "SamplePlan",
+    "TiersConfig",
+    "evaluate",
+    "plan_sample",
+    "predict_in_chunks",
+    "stratified_sample",
+    "write_reports",
+]

@@ -1,0 +1,1 @@
+"""The one boundary to AWS: clients with the configured retries and timeouts, one error map."""

@@ -1,0 +1,15 @@
+"""CI: ``mlbuild stage``, the Jenkinsfile's stages, running a task, and status."""
+
+from __future__ import annotations
+
+from mlbuild.ci.runner import RunOutcome, run_task
+from mlbuild.ci.stages import StageResult, run_stage
+from mlbuild.ci.status import pipeline_state
+
+__all__ = [
+    "RunOutcome",
+    "StageResult",
+    "pipeline_state",
+    "run_stage",
+    "run_task",
+]

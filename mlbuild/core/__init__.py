@@ -1,0 +1,14 @@
+"""The build machinery: fingerprinted tasks, their manifests, and where they run."""
+
+from __future__ import annotations
+
+from mlbuild.core.execution import Executor
+from mlbuild.core.manifest import Manifest, OutputRecord
+from mlbuild.core.task import BuildTask
+
+__all__ = [
+    "BuildTask",
+    "Executor",
+    "Manifest",
+    "OutputRecord",
+]

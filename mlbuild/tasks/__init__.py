@@ -1,0 +1,1 @@
+"""The library's release tasks: evaluation with gates, publishing, images, acceptance."""
