@@ -54,7 +54,9 @@ class Project:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBUILD_", "LUIGI_"))}
-        env["PYTHONPATH"] = str(self.root)
+        # The project first; then this checkout, so its mlbuild is the one tested (a git
+        # worktree beside an editable install of another checkout included).
+        env["PYTHONPATH"] = os.pathsep.join((str(self.root), str(REPO)))
         env.update(self.extra_env)
         return env
 
