@@ -1,4 +1,13 @@
-"""mlbuild: continuous integration for machine-learning projects, as Luigi tasks."""
+"""mlbuild: continuous integration for machine-learning projects, as Luigi tasks.
+
+The public API is this module's ``__all__``; the subpackages' own ``__all__`` name what
+they offer to each other and to advanced use. The release tasks and the configuration
+sections load on first use, so that a worker of plain BuildTasks never imports them.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 from mlbuild.core.task import BuildTask
 from mlbuild.errors import (
@@ -17,23 +26,67 @@ from mlbuild.errors import (
 from mlbuild.store import LocalCache, ObjectInfo, Store, open_store
 
 # Registers the AWS Batch executor, which BuildTask consults through mlbuild.core.execution.
-import mlbuild.batch  # noqa: F401  isort: skip
+import mlbuild.batch  # noqa: E402, F401  isort: skip
+
+#: name -> the module that defines it, imported when the name is first used
+_LAZY = {
+    **dict.fromkeys(("AcceptanceTest", "BuildImage", "BuildTrainingImage", "EvaluateAccuracy",
+                     "ImageConfig", "PublishConfig", "PublishModel", "PushImage",
+                     "ReleaseConfig", "ReleaseTask", "evaluate_released"), "mlbuild.tasks"),
+    **dict.fromkeys(("Section", "load_config"), "mlbuild.config"),
+    **dict.fromkeys(("SchemaConfig", "read_csv", "validate_schema"), "mlbuild.data"),
+    **dict.fromkeys(("GatesConfig", "TiersConfig"), "mlbuild.accuracy"),
+    "sources": "mlbuild.data",
+}
+_RENAMED = {"validate_schema": "validate"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'mlbuild' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
+    "AcceptanceTest",
     "BatchError",
     "BuildError",
+    "BuildImage",
     "BuildTask",
+    "BuildTrainingImage",
     "ConfigError",
     "DataError",
+    "EvaluateAccuracy",
     "GateFailed",
+    "GatesConfig",
+    "ImageConfig",
     "ImageError",
     "IntegrityError",
     "LocalCache",
     "MissingError",
     "MlbuildError",
     "ObjectInfo",
+    "PublishConfig",
+    "PublishModel",
+    "PushImage",
+    "ReleaseConfig",
+    "ReleaseTask",
+    "SchemaConfig",
+    "Section",
     "Store",
     "StoreError",
     "TestsFailed",
+    "TiersConfig",
+    "evaluate_released",
+    "load_config",
     "open_store",
+    "read_csv",
+    "sources",
+    "validate_schema",
 ]

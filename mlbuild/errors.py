@@ -32,6 +32,10 @@ class MlbuildError(Exception):
     exit_code = 1
     kind = "error"
 
+    def __init__(self, message: str = "", *, hint: str | None = None):
+        self.message, self.hint = message, hint
+        super().__init__(f"{message} Hint: {hint}." if hint else message)
+
 
 class ConfigError(MlbuildError, ValueError):
     exit_code = 3

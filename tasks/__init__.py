@@ -2,9 +2,12 @@
 
     luigi --module tasks FullPipeline
 
-Copy this package to start a project of your own: one module per task, the settings in
-configs/pipeline.toml, and the training and inference code in modules of their own so
-that a change to them re-runs exactly the tasks that use them.
+A project holds only its own code: where its data comes from (fetch.py), the rules it
+must meet (validate.py, with the [schema] of configs/pipeline.toml), how it is split
+(split.py), trained (train.py, training.py) and called (inference.py), its configuration
+(config.py), and its wiring to mlbuild's release tasks (release.py). The training and
+inference code live in modules of their own, so that a change to them re-runs exactly
+the tasks that use them.
 """
 
 import logging
@@ -12,13 +15,17 @@ import logging
 import luigi
 
 from tasks.config import load
-from tasks.evaluate import EvaluateAccuracy
 from tasks.fetch import FetchData
-from tasks.image import AcceptanceTest, BuildImage, BuildTrainingImage, PushImage
-from tasks.publish import PublishModel
+from tasks.release import (
+    AcceptanceTest,
+    BuildImage,
+    BuildTrainingImage,
+    EvaluateAccuracy,
+    PublishModel,
+    PushImage,
+)
 from tasks.split import SplitData
-from tasks.sweep import TrainVariant
-from tasks.train import TrainModel
+from tasks.train import TrainModel, TrainVariant
 from tasks.validate import ValidateData
 
 

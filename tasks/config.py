@@ -1,21 +1,17 @@
-"""The reference project's configuration: ``configs/pipeline.toml``, validated on load.
+"""The project's configuration: ``configs/pipeline.toml``, validated on load.
 
 Its path is ``[pipeline] config`` in luigi.cfg (or ``--pipeline-config`` on the command
-line). Each task fingerprints only the sections that change its result.
+line). mlbuild's release sections ([gates], [accuracy], [publish], [image]) come from
+``ReleaseConfig``; each task fingerprints only the sections that change its result.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import luigi
 from pydantic import Field
 
-from mlbuild.accuracy.evaluation import TiersConfig
-from mlbuild.accuracy.gates import GatesConfig
-from mlbuild.config import Section, load_config
+from mlbuild import ReleaseConfig, SchemaConfig, Section, load_config
 
-ColumnKind = Literal["integer", "number", "string"]
 Scalar = bool | int | float | str
 
 
@@ -36,15 +32,6 @@ class DataConfig(Section):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
-class SchemaConfig(Section):
-    label: str = "label"
-    #: column name or glob pattern -> kind; every column must match one, every entry a column
-    columns: dict[str, ColumnKind]
-    allowed_labels: list[int] | None = None
-    min_rows: int = Field(default=1, ge=1)
-    max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
-
-
 class SplitConfig(Section):
     test_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
     seed: int = 0
@@ -62,41 +49,11 @@ class TrainConfig(Section):
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
 
 
-class PublishConfig(Section):
-    model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    lockfile: str = "models.lock"
-
-
-class ImageConfig(Section):
-    #: the serving image's repository name; its tag is the pipeline fingerprint
-    repository: str = Field(default="mlbuild/model", pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
-    #: MLBUILD_IMAGE_BASE overrides (CI builds a local Debian base)
-    base: str = "python:3.11-slim"
-    #: registry v2 host[:port] to push to (ECR or any); empty: the pipeline ends at
-    #: AcceptanceTest. MLBUILD_IMAGE_REGISTRY overrides.
-    registry: str = ""
-    #: where the code lives, for the org.opencontainers.image.source label
-    source: str = ""
-
-    def resolved(self) -> ImageConfig:
-        """With the environment's overrides applied."""
-        import os
-
-        return self.model_copy(update={
-            "base": os.environ.get("MLBUILD_IMAGE_BASE") or self.base,
-            "registry": os.environ.get("MLBUILD_IMAGE_REGISTRY", self.registry),
-        })
-
-
-class PipelineConfig(Section):
+class PipelineConfig(ReleaseConfig):
     data: DataConfig = DataConfig()
     schema_: SchemaConfig = Field(alias="schema")
     split: SplitConfig = SplitConfig()
     train: TrainConfig = TrainConfig()
-    gates: GatesConfig
-    accuracy: TiersConfig = TiersConfig()
-    publish: PublishConfig
-    image: ImageConfig = ImageConfig()
 
 
 class pipeline(luigi.Config):

@@ -1,6 +1,7 @@
-"""Inference: the code a served model runs, used by the accuracy tests as well.
+"""Inference: the code a served model runs, used by the accuracy gates as well.
 
 Keeping one implementation means what the gate measured is what the service computes.
+mlbuild copies this module into the serving image: it imports only installed packages.
 """
 
 from __future__ import annotations
@@ -14,26 +15,21 @@ def load_model(path: str | Path):
     return lgb.Booster(model_file=str(path))
 
 
-def predict_proba(booster, features):
+def features(booster) -> list[str]:
+    """The columns the model reads."""
+    return booster.feature_name()
+
+
+def predict_proba(booster, frame):
     """Class probabilities, shape (rows, classes); a binary model gets two columns."""
     import numpy as np
 
-    raw = booster.predict(features[booster.feature_name()], num_threads=1)
+    raw = booster.predict(frame[booster.feature_name()], num_threads=1)
     if raw.ndim == 1:
         raw = np.column_stack([1 - raw, raw])
     return raw
 
 
-def predict(booster, features):
+def predict(booster, frame):
     """The predicted class of each row."""
-    return predict_proba(booster, features).argmax(axis=1)
-
-
-def predictor(booster):
-    """``frame -> (classes, probabilities)``, the shape mlbuild's evaluation calls."""
-
-    def predict_frame(frame):
-        proba = predict_proba(booster, frame)
-        return proba.argmax(axis=1), proba
-
-    return predict_frame
+    return predict_proba(booster, frame).argmax(axis=1)

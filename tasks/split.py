@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mlbuild import BuildTask, DataError
+from mlbuild import BuildTask, DataError, read_csv
 from tasks.config import load
 from tasks.fetch import FetchData
-from tasks.validate import ValidateData, read_csv
+from tasks.validate import ValidateData
 
 
 class SplitData(BuildTask):
@@ -25,19 +25,15 @@ class SplitData(BuildTask):
 
         config = load()
         frame = read_csv(inputs["raw"]["raw"], f"the data from {config.data.source}")
+        label, fraction = config.schema_.label, config.split.test_fraction
         try:
-            train, test = train_test_split(
-                frame,
-                test_size=config.split.test_fraction,
-                random_state=config.split.seed,
-                stratify=frame[config.schema_.label],
-            )
+            train, test = train_test_split(frame, test_size=fraction,
+                                           random_state=config.split.seed, stratify=frame[label])
         except ValueError as exc:
             raise DataError(
-                f"Cannot split the data {config.split.test_fraction:.0%} test, stratified by "
-                f"{config.schema_.label!r}: {exc}. Hint: every class needs at least 2 rows, and "
-                "the test part at least one row per class; change split.test_fraction or add data."
-            ) from exc
+                f"Cannot split the data {fraction:.0%} test, stratified by {label!r}: {exc}.",
+                hint="every class needs at least 2 rows, and the test part at least one row "
+                     "per class; change split.test_fraction or add data") from exc
         train.sort_index().to_csv(outputs["train"], index=False)
         test.sort_index().to_csv(outputs["test"], index=False)
         return {"train_rows": len(train), "test_rows": len(test)}

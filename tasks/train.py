@@ -1,7 +1,9 @@
 """TrainModel: LightGBM with the parameters of the pipeline config.
 
-With a sweep configured ([train] sweep), it trains nothing itself: it keeps the variant
-(TrainVariant) with the best validation accuracy, the first one on a tie.
+With a sweep configured ([train] sweep), each variant is a TrainVariant task of its own,
+so parallel workers (on one machine or many, sharing a luigid scheduler and an S3 store)
+train different variants at once and none twice; TrainModel then keeps the variant with
+the best validation accuracy, the first one on a tie.
 """
 
 from __future__ import annotations
@@ -9,10 +11,52 @@ from __future__ import annotations
 import json
 import shutil
 
-from mlbuild import BuildTask
+import luigi
+
+from mlbuild import BuildTask, ConfigError
 from tasks.config import load
 from tasks.split import SplitData
-from tasks.sweep import TrainVariant, best_variant
+
+
+class TrainVariant(BuildTask):
+    variant = luigi.IntParameter()
+    outputs = {"model": "model.txt", "score": "score.json"}
+    code_modules = ("tasks.training", "tasks.inference")
+    packages = ("lightgbm", "pandas", "scikit-learn")
+
+    def requires(self):
+        return {"split": SplitData()}
+
+    def params(self) -> dict:
+        train = load().train
+        if not 0 <= self.variant < len(train.sweep):
+            raise ConfigError(f"There is no variant {self.variant} in [train] sweep "
+                              f"({len(train.sweep)} configured).")
+        return {**train.params, **train.sweep[self.variant]}
+
+    def settings(self):
+        config = load()
+        return {"params": self.params(), "num_threads": config.train.num_threads,
+                "validation_fraction": config.train.validation_fraction,
+                "seed": config.split.seed, "label": config.schema_.label}
+
+    def build(self, inputs, outputs):
+        from tasks.training import train_variant
+
+        config = load()
+        accuracy = train_variant(inputs["split"]["train"], outputs["model"],
+                                 config.schema_.label, self.params(), config.train.num_threads,
+                                 config.train.validation_fraction, config.split.seed)
+        score = {"variant": self.variant, "params": self.params(),
+                 "validation_accuracy": accuracy}
+        outputs["score"].write_text(json.dumps(score, indent=2, sort_keys=True) + "\n")
+        return score
+
+
+def best_variant(scores: list[dict]) -> dict:
+    """The score of the variant with the best validation accuracy; the first on a tie, so
+    that the choice does not depend on which worker finished first."""
+    return max(scores, key=lambda s: (s["validation_accuracy"], -s["variant"]))
 
 
 class TrainModel(BuildTask):

@@ -21,6 +21,7 @@ import importlib.metadata
 import importlib.util
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from mlbuild.errors import BuildError, ConfigError
@@ -67,11 +68,20 @@ def code_digest(module: str) -> str:
             f"Cannot fingerprint the code of module {module!r}: no Python source was found for "
             "it. Hint: list only importable pure-Python modules in a task's code_modules."
         )
-    with open(spec.origin, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), filename=spec.origin)
-    tree = _StripDocstrings().visit(tree)
-    dumped = ast.dump(tree, annotate_fields=False, include_attributes=False)
-    return hashlib.sha256(dumped.encode()).hexdigest()
+    if spec.submodule_search_locations:  # a package: every module in it
+        files = sorted(Path(spec.origin).parent.rglob("*.py"))
+    else:
+        files = [Path(spec.origin)]
+    digest = hashlib.sha256()
+    for path in files:
+        tree = _StripDocstrings().visit(ast.parse(path.read_text(encoding="utf-8"),
+                                                  filename=str(path)))
+        dumped = ast.dump(tree, annotate_fields=False, include_attributes=False)
+        if len(files) == 1:
+            return hashlib.sha256(dumped.encode()).hexdigest()
+        digest.update(f"{path.relative_to(Path(spec.origin).parent)}\0".encode())
+        digest.update(hashlib.sha256(dumped.encode()).digest())
+    return digest.hexdigest()
 
 
 @cache

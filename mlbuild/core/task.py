@@ -164,7 +164,7 @@ class BuildTask(luigi.Task):
         if cached is None:
             params = dict(self.to_str_params(only_significant=True, only_public=True))
             params.update(flatten(self.settings()))
-            modules = dict.fromkeys((type(self).__module__, *self.code_modules))
+            modules = dict.fromkeys((*self.task_modules(), *self.code_modules))
             cached = {
                 "family": self.task_family,
                 "params": params,
@@ -175,6 +175,13 @@ class BuildTask(luigi.Task):
             }
             self.__dict__["_fingerprint_inputs"] = cached
         return cached
+
+    @classmethod
+    def task_modules(cls) -> list[str]:
+        """The modules of the class and of its bases up to BuildTask: a library task's own
+        code is fingerprinted as the project's is."""
+        return [c.__module__ for c in cls.__mro__
+                if issubclass(c, BuildTask) and c is not BuildTask]
 
     @property
     def fingerprint(self) -> str:

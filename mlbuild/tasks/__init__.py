@@ -1,1 +1,33 @@
-"""The library's release tasks: evaluation with gates, publishing, images, acceptance."""
+"""The library's release tasks: evaluation with gates, publishing, images, acceptance.
+
+A project subclasses :class:`ReleaseTask` once with its hooks, then each task it wants
+(see :mod:`mlbuild.tasks.release`).
+"""
+
+from __future__ import annotations
+
+from mlbuild.tasks.acceptance import AcceptanceTest
+from mlbuild.tasks.config import ImageConfig, PublishConfig, ReleaseConfig
+from mlbuild.tasks.evaluate import EvaluateAccuracy, GatedTask, evaluate_model, evaluate_released
+from mlbuild.tasks.image import BuildImage, BuildTrainingImage, ImageTask, PushImage
+from mlbuild.tasks.inference import Inference
+from mlbuild.tasks.publish import PublishModel
+from mlbuild.tasks.release import ReleaseTask
+
+__all__ = [
+    "AcceptanceTest",
+    "BuildImage",
+    "BuildTrainingImage",
+    "EvaluateAccuracy",
+    "GatedTask",
+    "ImageConfig",
+    "ImageTask",
+    "Inference",
+    "PublishConfig",
+    "PublishModel",
+    "PushImage",
+    "ReleaseConfig",
+    "ReleaseTask",
+    "evaluate_model",
+    "evaluate_released",
+]

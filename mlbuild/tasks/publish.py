@@ -5,27 +5,25 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from mlbuild import BuildTask
-from mlbuild.release.lockfile import LockFile
-from mlbuild.release.registry import publish_model
-from tasks.config import load
-from tasks.evaluate import EvaluateAccuracy
-from tasks.train import TrainModel
+from mlbuild.release import LockFile, publish_model
+from mlbuild.tasks.evaluate import EvaluateAccuracy
+from mlbuild.tasks.release import ReleaseTask
 
 
-class PublishModel(BuildTask):
+class PublishModel(ReleaseTask):
     outputs = {"entry": "published.json"}
+    library_modules = ("mlbuild.release",)
 
     def requires(self):
-        return {"model": TrainModel(), "metrics": EvaluateAccuracy()}
+        return {"model": self.model_task(), "metrics": self.project_task(EvaluateAccuracy)}
 
     def settings(self):
-        return {"publish": load().publish.model_dump()}
+        return {"publish": self.release_config().publish.model_dump()}
 
     def invalidation_reason(self):
         # The lock is in git, not in the store: a published result counts only while
         # the lock still names it (after a checkout or a hand edit it may not).
-        publish = load().publish
+        publish = self.release_config().publish
         recorded = self.read_manifest().extra.get("entry")
         current = LockFile.read(publish.lockfile).models.get(publish.model_name)
         if current is None:
@@ -35,7 +33,7 @@ class PublishModel(BuildTask):
         return None
 
     def build(self, inputs, outputs):
-        publish = load().publish
+        publish = self.release_config().publish
         trained = self.upstream()["model"].read_manifest()
         evaluated = self.upstream()["metrics"].read_manifest().extra
         entry = publish_model(

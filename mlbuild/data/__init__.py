@@ -1,0 +1,15 @@
+"""Data: a table's schema and its checks, and raw data fetched from a URI."""
+
+from __future__ import annotations
+
+from mlbuild.data import sources
+from mlbuild.data.schema import ColumnKind, SchemaConfig, check_schema, read_csv, validate
+
+__all__ = [
+    "ColumnKind",
+    "SchemaConfig",
+    "check_schema",
+    "read_csv",
+    "sources",
+    "validate",
+]

@@ -1,0 +1,92 @@
+"""Raw data from a URI: ``file://path``, ``https://url`` or ``s3://bucket/key``.
+
+``version(source)`` says what identifies the current content without downloading it (a
+file's sha256, an URL's ETag, an S3 object's ETag and version), for the fingerprint;
+``fetch(source, dest)`` copies the bytes and returns their sha256.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from mlbuild.errors import ConfigError, IntegrityError, MissingError
+from mlbuild.store import copy_hashing, file_digest, locate
+
+SCHEMES = ("file://", "https://", "http://", "s3://")
+TIMEOUT = 60
+
+
+def is_uri(source: str) -> bool:
+    return source.startswith(SCHEMES)
+
+
+def _local_path(source: str) -> Path:
+    return Path(source.removeprefix("file://"))
+
+
+def version(source: str) -> str:
+    """What identifies the content of ``source`` now, without downloading it."""
+    if source.startswith("file://"):
+        path = _local_path(source)
+        if not path.is_file():
+            raise MissingError(f"data.source {source} does not exist (looked for "
+                               f"{path.resolve()}).", hint="check the path in the config")
+        return file_digest(path).sha256
+    if source.startswith("s3://"):
+        store, key = locate(source)
+        return store.version(key)
+    if source.startswith(("https://", "http://")):
+        return _url_version(source)
+    raise ConfigError(f"data.source = {source!r} is not a URI mlbuild can fetch.",
+                      hint="use file://path, https://url or s3://bucket/key")
+
+
+def _url_version(url: str) -> str:
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            headers = response.headers
+    except (urllib.error.URLError, OSError) as exc:
+        raise MissingError(f"Cannot reach data.source {url}: {exc}.",
+                           hint="check the URL") from exc
+    found = headers.get("ETag") or headers.get("Last-Modified")
+    if not found:
+        raise ConfigError(f"data.source {url} sends neither ETag nor Last-Modified, so a "
+                          "change could not be noticed.", hint="pin data.sha256 in the config")
+    return f"{found};{headers.get('Content-Length', '')}"
+
+
+def fetch(source: str, dest: Path, pinned: str | None = None) -> str:
+    """Copy ``source`` to ``dest``; return the sha256, which must equal ``pinned`` if given."""
+    if source.startswith("file://"):
+        with open(_local_path(source), "rb") as src, open(dest, "wb") as out:
+            sha256 = copy_hashing(src, out).sha256
+    elif source.startswith("s3://"):
+        store, key = locate(source)
+        sha256 = store.get_file(key, dest).sha256
+    else:
+        try:
+            with urllib.request.urlopen(source, timeout=TIMEOUT) as response, \
+                    open(dest, "wb") as out:
+                sha256 = copy_hashing(response, out).sha256
+        except (urllib.error.URLError, OSError) as exc:
+            raise MissingError(f"Cannot download data.source {source}: {exc}.") from exc
+    check_pin(source, sha256, pinned)
+    return sha256
+
+
+def check_file(source: str, path: Path, pinned: str | None = None) -> str:
+    """The sha256 of a file made from ``source`` (e.g. generated), checked against ``pinned``."""
+    sha256 = file_digest(path).sha256
+    check_pin(source, sha256, pinned)
+    return sha256
+
+
+def check_pin(source: str, sha256: str, pinned: str | None) -> None:
+    if pinned and sha256 != pinned:
+        raise IntegrityError(
+            f"data.source {source} has sha256 {sha256}, but data.sha256 pins {pinned}. The "
+            "data changed, or the pin is wrong.",
+            hint="check the source; if the change is intended, update data.sha256 in the config")

@@ -1,0 +1,55 @@
+"""The project's wiring to mlbuild's release tasks: evaluation, publishing, images.
+
+``Release`` holds what only this project knows; each task below is mlbuild's, with these
+hooks. The settings are the [gates], [accuracy], [publish] and [image] sections of
+configs/pipeline.toml.
+"""
+
+from __future__ import annotations
+
+import mlbuild
+from tasks.config import load
+from tasks.split import SplitData
+from tasks.train import TrainModel
+
+
+class Release(mlbuild.ReleaseTask):
+    inference = "tasks.inference"
+    # lightgbm's predictions depend on its version; scipy is its dependency, pinned too
+    inference_packages = ("lightgbm", "scipy")
+
+    def release_config(self):
+        return load()
+
+    def label(self):
+        return load().schema_.label
+
+    def model_task(self):
+        return TrainModel()
+
+    def test_task(self):
+        return SplitData()
+
+
+class EvaluateAccuracy(Release, mlbuild.EvaluateAccuracy):
+    pass
+
+
+class PublishModel(Release, mlbuild.PublishModel):
+    pass
+
+
+class BuildImage(Release, mlbuild.BuildImage):
+    pass
+
+
+class AcceptanceTest(Release, mlbuild.AcceptanceTest):
+    pass
+
+
+class PushImage(Release, mlbuild.PushImage):
+    pass
+
+
+class BuildTrainingImage(Release, mlbuild.BuildTrainingImage):
+    project_sources = ("tasks", "configs", "luigi.cfg")
