@@ -21,7 +21,8 @@ help:
 
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]' \
+		--config-settings editable_mode=compat
 	@mkdir -p $(dir $@) && touch $@
 
 install: $(STAMP)

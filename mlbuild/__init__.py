@@ -5,7 +5,6 @@ they offer to each other and to advanced use. The release tasks and the configur
 sections load on first use, so that a worker of plain BuildTasks never imports them.
 """
 
-from __future__ import annotations
 
 import importlib
 
@@ -26,12 +25,12 @@ from mlbuild.errors import (
 from mlbuild.store import LocalCache, ObjectInfo, Store, open_store
 
 # Registers the AWS Batch executor, which BuildTask consults through mlbuild.core.execution.
-import mlbuild.batch  # noqa: E402, F401  isort: skip
+import mlbuild.batch  # noqa: F401  isort: skip
 
 #: name -> the module that defines it, imported when the name is first used
 _LAZY = {
     **dict.fromkeys(("AcceptanceTest", "BuildImage", "BuildTrainingImage", "EvaluateAccuracy",
-                     "ImageConfig", "PublishConfig", "PublishModel", "PushImage",
+                     "FullPipeline", "ImageConfig", "PublishConfig", "PublishModel", "PushImage",
                      "ReleaseConfig", "ReleaseTask", "evaluate_released"), "mlbuild.tasks"),
     **dict.fromkeys(("Section", "load_config"), "mlbuild.config"),
     **dict.fromkeys(("SchemaConfig", "read_csv", "validate_schema"), "mlbuild.data"),
@@ -63,6 +62,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EvaluateAccuracy",
+    "FullPipeline",
     "GateFailed",
     "GatesConfig",
     "ImageConfig",

@@ -1,9 +1,5 @@
-"""The project's configuration: ``configs/pipeline.toml``, validated on load.
-
-Its path is ``[pipeline] config`` in luigi.cfg (or ``--pipeline-config`` on the command
-line). mlbuild's release sections ([gates], [accuracy], [publish], [image]) come from
-``ReleaseConfig``; each task fingerprints only the sections that change its result.
-"""
+"""The configuration: configs/pipeline.toml (``[pipeline] config`` in luigi.cfg), validated
+on load; mlbuild's ReleaseConfig brings [gates], [accuracy], [publish] and [image]."""
 
 from __future__ import annotations
 

@@ -1,10 +1,8 @@
-"""FetchData: bring the raw data set into the store as a CSV file.
+"""FetchData: the raw data set, as a CSV file in the store.
 
-Sources: ``builtin:digits`` (scikit-learn's bundled handwritten digits, written out as
-the CSV a real project would download), ``builtin:synthetic``, and any URI mlbuild
-fetches (``file://``, ``https://``, ``s3://``). With a pinned ``sha256`` the bytes must
-match it; without one, the source's content identity enters the fingerprint, so changed
-data re-runs the pipeline.
+Sources: ``builtin:digits`` (scikit-learn's handwritten digits), ``builtin:synthetic``,
+and the URIs mlbuild fetches (file://, https://, s3://), whose content identity enters
+the fingerprint; a pinned ``sha256`` must match the bytes.
 """
 
 from __future__ import annotations

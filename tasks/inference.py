@@ -1,8 +1,5 @@
-"""Inference: the code a served model runs, used by the accuracy gates as well.
-
-Keeping one implementation means what the gate measured is what the service computes.
-mlbuild copies this module into the serving image: it imports only installed packages.
-"""
+"""Inference: the code the served model runs, and the accuracy gates with it, so what
+they measured is what the service computes. The image holds this module alone."""
 
 from __future__ import annotations
 

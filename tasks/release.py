@@ -1,9 +1,5 @@
-"""The project's wiring to mlbuild's release tasks: evaluation, publishing, images.
-
-``Release`` holds what only this project knows; each task below is mlbuild's, with these
-hooks. The settings are the [gates], [accuracy], [publish] and [image] sections of
-configs/pipeline.toml.
-"""
+"""The wiring to mlbuild's release tasks: ``Release`` holds what only this project knows;
+their settings are [gates], [accuracy], [publish] and [image] in configs/pipeline.toml."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """TrainModel: LightGBM with the parameters of the pipeline config.
 
-With a sweep configured ([train] sweep), each variant is a TrainVariant task of its own,
-so parallel workers (on one machine or many, sharing a luigid scheduler and an S3 store)
-train different variants at once and none twice; TrainModel then keeps the variant with
-the best validation accuracy, the first one on a tie.
+With [train] sweep, each variant is a TrainVariant task, so parallel workers train
+different variants at once and none twice; TrainModel keeps the best one.
 """
 
 from __future__ import annotations

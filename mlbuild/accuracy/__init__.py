@@ -1,6 +1,5 @@
 """Accuracy: metrics, the statistics of the gates, evaluation, plans and reports."""
 
-from __future__ import annotations
 
 from mlbuild.accuracy.evaluation import (
     Evaluation,

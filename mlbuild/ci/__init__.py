@@ -1,6 +1,5 @@
 """CI: ``mlbuild stage``, the Jenkinsfile's stages, running a task, and status."""
 
-from __future__ import annotations
 
 from mlbuild.ci.runner import RunOutcome, run_task
 from mlbuild.ci.stages import StageResult, run_stage

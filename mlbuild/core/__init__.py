@@ -1,6 +1,5 @@
 """The build machinery: fingerprinted tasks, their manifests, and where they run."""
 
-from __future__ import annotations
 
 from mlbuild.core.execution import Executor
 from mlbuild.core.manifest import Manifest, OutputRecord

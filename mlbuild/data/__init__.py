@@ -1,6 +1,5 @@
 """Data: a table's schema and its checks, and raw data fetched from a URI."""
 
-from __future__ import annotations
 
 from mlbuild.data import sources
 from mlbuild.data.schema import ColumnKind, SchemaConfig, check_schema, read_csv, validate

@@ -1,6 +1,5 @@
 """Releasing models: models.lock, the store's model registry, and garbage collection."""
 
-from __future__ import annotations
 
 from mlbuild.release.lockfile import LockFile, ModelEntry
 from mlbuild.release.registry import publish_model, pull_models, released_model, verify_lock

@@ -4,13 +4,13 @@ A project subclasses :class:`ReleaseTask` once with its hooks, then each task it
 (see :mod:`mlbuild.tasks.release`).
 """
 
-from __future__ import annotations
 
 from mlbuild.tasks.acceptance import AcceptanceTest
 from mlbuild.tasks.config import ImageConfig, PublishConfig, ReleaseConfig
 from mlbuild.tasks.evaluate import EvaluateAccuracy, GatedTask, evaluate_model, evaluate_released
 from mlbuild.tasks.image import BuildImage, BuildTrainingImage, ImageTask, PushImage
 from mlbuild.tasks.inference import Inference
+from mlbuild.tasks.pipeline import FullPipeline
 from mlbuild.tasks.publish import PublishModel
 from mlbuild.tasks.release import ReleaseTask
 
@@ -19,6 +19,7 @@ __all__ = [
     "BuildImage",
     "BuildTrainingImage",
     "EvaluateAccuracy",
+    "FullPipeline",
     "GatedTask",
     "ImageConfig",
     "ImageTask",

@@ -18,11 +18,11 @@ from mlbuild.core import fingerprint
 from mlbuild.core.manifest import git_commit, now, python_version
 from mlbuild.errors import IntegrityError
 from mlbuild.images import docker
+from mlbuild.images.wheel import build_wheel
 from mlbuild.release import LockFile
 from mlbuild.settings import cache_dir, wheel_cache_dir
 from mlbuild.store import LocalCache, file_digest, locate, open_store
 from mlbuild.tasks.release import ReleaseTask
-from mlbuild.images.wheel import build_wheel
 
 FILES = Path(__file__).with_name("files")
 #: what the serving image installs besides the inference module's own packages

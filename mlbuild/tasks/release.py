@@ -90,7 +90,12 @@ class ReleaseTask(BuildTask):
 
     def project_task(self, library_class: type[T]) -> T:
         """An instance of the project's subclass of ``library_class`` with the same hooks."""
-        hooks = self.hooks()
+        return self.project_class(library_class)()
+
+    @classmethod
+    def project_class(cls, library_class: type[T]) -> type[T]:
+        """The project's subclass of ``library_class`` that shares these hooks."""
+        hooks = cls.hooks()
         found = [c for c in _subclasses(library_class) if issubclass(c, hooks)
                  and not c.__module__.startswith(LIBRARY)]
         leaves = [c for c in found if not any(o is not c and issubclass(o, c) for o in found)]
@@ -98,11 +103,11 @@ class ReleaseTask(BuildTask):
             what = ("defines none" if not leaves else
                     f"defines {len(leaves)} ({', '.join(c.__name__ for c in leaves)})")
             raise BuildError(
-                f"{type(self).__name__} needs the project's {library_class.__name__} task, and "
-                f"the project {what}.",
+                f"{cls.__name__} needs the project's {library_class.__name__} task, and the "
+                f"project {what}.",
                 hint=f"declare exactly one: class {library_class.__name__}({hooks.__name__}, "
                      f"mlbuild.{library_class.__name__}): pass")
-        return leaves[0]()
+        return leaves[0]
 
 
 def _subclasses(cls: type) -> list[type]:

@@ -1,10 +1,14 @@
-"""The public API: exactly the names meant, all importable; the exception tree's codes."""
+"""The public API, pinned for the package and each subpackage; the exception tree's codes."""
 
 from __future__ import annotations
 
+import ast
 import builtins
 import importlib
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -12,48 +16,93 @@ import mlbuild
 from mlbuild import errors
 from mlbuild.errors import ERROR_KINDS, EXIT_OK, EXIT_USAGE, MlbuildError
 
+#: the pinned public API of the package and of each subpackage
 PUBLIC = {
-    "BatchError",
-    "BuildError",
-    "BuildTask",
-    "ConfigError",
-    "DataError",
-    "GateFailed",
-    "ImageError",
-    "IntegrityError",
-    "LocalCache",
-    "MissingError",
-    "MlbuildError",
-    "ObjectInfo",
-    "Store",
-    "StoreError",
-    "TestsFailed",
-    "open_store",
+    "mlbuild": {
+        "AcceptanceTest", "BatchError", "BuildError", "BuildImage", "BuildTask",
+        "BuildTrainingImage", "ConfigError", "DataError", "EvaluateAccuracy", "FullPipeline",
+        "GateFailed", "GatesConfig", "ImageConfig", "ImageError", "IntegrityError", "LocalCache",
+        "MissingError", "MlbuildError", "ObjectInfo", "PublishConfig", "PublishModel",
+        "PushImage", "ReleaseConfig", "ReleaseTask", "SchemaConfig", "Section", "Store",
+        "StoreError", "TestsFailed", "TiersConfig", "evaluate_released", "load_config",
+        "open_store", "read_csv", "sources", "validate_schema",
+    },
+    "mlbuild.core": {"BuildTask", "Executor", "Manifest", "OutputRecord"},
+    "mlbuild.store": {"LocalCache", "LocalStore", "ObjectInfo", "StaleWrite", "Store",
+                      "StoreTarget", "check_digest", "copy_hashing", "file_digest", "locate",
+                      "open_store"},
+    "mlbuild.accuracy": {"METRICS", "Evaluation", "GateResult", "GatesConfig", "Predictions",
+                         "SamplePlan", "TiersConfig", "evaluate", "plan_sample",
+                         "predict_in_chunks", "stratified_sample", "write_reports"},
+    "mlbuild.data": {"ColumnKind", "SchemaConfig", "check_schema", "read_csv", "sources",
+                     "validate"},
+    "mlbuild.release": {"LockFile", "ModelEntry", "publish_model", "pull_models",
+                        "released_model", "verify_lock"},
+    "mlbuild.ci": {"RunOutcome", "StageResult", "pipeline_state", "run_stage", "run_task"},
+    "mlbuild.images": {"ContainerResult"},
+    "mlbuild.tasks": {"AcceptanceTest", "BuildImage", "BuildTrainingImage", "EvaluateAccuracy",
+                      "FullPipeline", "GatedTask", "ImageConfig", "ImageTask", "Inference",
+                      "PublishConfig", "PublishModel", "PushImage", "ReleaseConfig",
+                      "ReleaseTask", "evaluate_model", "evaluate_released"},
 }
+PACKAGES = sorted(PUBLIC)
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_all_is_exactly_the_public_api():
-    assert set(mlbuild.__all__) == PUBLIC
-    assert len(mlbuild.__all__) == len(set(mlbuild.__all__))
-    assert mlbuild.__all__ == sorted(mlbuild.__all__)
+def test_every_subpackage_pins_its_api():
+    held = {f"mlbuild.{p.parent.name}" for p in (REPO / "mlbuild").glob("*/__init__.py")}
+    assert held | {"mlbuild"} == set(PUBLIC) | {"mlbuild.aws"}
 
 
-def test_every_public_name_is_importable():
-    for name in mlbuild.__all__:
-        module = importlib.import_module("mlbuild")
+@pytest.mark.parametrize("package", PACKAGES)
+def test_all_is_exactly_the_public_api(package):
+    module = importlib.import_module(package)
+    assert set(module.__all__) == PUBLIC[package]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_public_name_is_importable(package):
+    module = importlib.import_module(package)
+    for name in module.__all__:
         assert getattr(module, name) is not None
-        # what `from mlbuild import <name>` does
-        imported = __import__("mlbuild", fromlist=[name])
-        assert getattr(imported, name) is getattr(mlbuild, name)
+        # what `from <package> import <name>` does
+        imported = __import__(package, fromlist=[name])
+        assert getattr(imported, name) is getattr(module, name)
 
 
-def test_the_package_exports_every_public_name_it_holds():
+@pytest.mark.parametrize("package", PACKAGES)
+def test_the_package_exports_every_public_name_it_holds(package):
     # httpx's test_exported_members: nothing public hides outside __all__ (submodules aside).
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        getattr(module, name)  # loads the lazily imported names
     held = {
-        name for name, value in vars(mlbuild).items()
+        name for name, value in vars(module).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert held == set(mlbuild.__all__)
+    assert held == {n for n in module.__all__ if not isinstance(getattr(module, n),
+                                                                  types.ModuleType)}
+
+
+def test_the_top_level_loads_the_release_tasks_only_on_first_use():
+    code = ("import sys, mlbuild; print(sorted(m for m in ('mlbuild.tasks', 'pydantic', "
+            "'mlbuild.accuracy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("project", ["tasks", "examples"])
+def test_the_projects_import_only_the_public_api(project):
+    """A project written against mlbuild imports ``mlbuild`` and its top-level names only."""
+    offending = []
+    for path in sorted((REPO / project).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offending += [f"{path.relative_to(REPO)}: {n}" for n in names
+                          if n.startswith("mlbuild.")]
+    assert offending == []
 
 
 def test_every_error_kind_is_exported():

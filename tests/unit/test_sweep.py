@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.sweep import best_variant
+from tasks.train import best_variant
 
 
 def score(variant: int, accuracy: float) -> dict:
