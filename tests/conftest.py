@@ -22,7 +22,7 @@ from tests import services
 from tests.services import TEST_AWS
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("tasks", "configs", "docker", "luigi.cfg")
+PROJECT_FILES = ("tasks", "configs", "luigi.cfg")
 #: the pipeline up to the published model; FullPipeline adds the image stages, which
 #: only the image tests (with a Docker engine) run
 CORE = "PublishModel"
