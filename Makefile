@@ -2,10 +2,11 @@
 PYTHON ?= python3
 STAMP  := .mlbuild/installed.stamp
 
-.PHONY: help install services services-stop pipeline image train-image ci test unit integration accuracy accuracy-full benchmark lint clean
+.PHONY: help install services services-stop pipeline example image train-image ci test unit integration accuracy accuracy-full benchmark lint clean
 
 help:
 	@echo "make pipeline     install, start services, run the full pipeline on the built-in data"
+	@echo "make example      run the regression example (examples/diabetes) to its acceptance test"
 	@echo "make image        build the serving image (BuildImage) for the current model"
 	@echo "make train-image  build the training image (docker/Dockerfile.train)"
 	@echo "make test         install, start services, run the whole test suite (what CI runs)"
@@ -41,6 +42,9 @@ SERVICES_ENV = eval "$$($(PYTHON) -m tests.services env)"
 pipeline: install services
 	$(SERVICES_ENV) && $(PYTHON) -m luigi --module tasks FullPipeline
 
+example: install services
+	$(SERVICES_ENV) && cd examples/diabetes && $(PYTHON) -m luigi --module diabetes FullPipeline
+
 image: install services
 	$(SERVICES_ENV) && $(PYTHON) -m luigi --module tasks BuildImage
 
@@ -75,7 +79,7 @@ benchmark: install
 	$(SERVICES_ENV) && $(PYTHON) benchmarks/batch_roundtrip.py
 
 lint: install
-	$(PYTHON) -m ruff check mlbuild tasks tests benchmarks
+	$(PYTHON) -m ruff check mlbuild tasks tests benchmarks examples
 	lint-imports
 
 clean:

@@ -49,6 +49,12 @@ class Project:
                 shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
             elif src.exists():
                 shutil.copy2(src, dest / name)
+        # Luigi refuses a command line that is already running on this machine (its pid
+        # lock): a lock folder per project lets test runs of other checkouts go on at once.
+        # It is set in a config file of its own, outside what images copy (luigi.cfg).
+        locks = dest / ".mlbuild" / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        (dest / ".mlbuild" / "test-luigi.cfg").write_text(f"[core]\nlock_pid_dir = {locks}\n")
         return cls(dest)
 
     @property
@@ -57,8 +63,12 @@ class Project:
         # The project first; then this checkout, so its mlbuild is the one tested (a git
         # worktree beside an editable install of another checkout included).
         env["PYTHONPATH"] = os.pathsep.join((str(self.root), str(REPO)))
+        if (self.root / ".mlbuild" / "test-luigi.cfg").exists():
+            env["LUIGI_CONFIG_PATH"] = str(self.root / ".mlbuild" / "test-luigi.cfg")
         env.update(self.extra_env)
         return env
+
+    python = sys.executable
 
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(args, check=False, cwd=self.root, env=self.env, capture_output=True, text=True,
