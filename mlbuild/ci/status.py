@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 import luigi
 
 from mlbuild.core.fingerprint import diff_inputs
+from mlbuild.core.interop import not_made
 from mlbuild.core.manifest import MANIFEST, Manifest
 from mlbuild.core.task import BuildTask
+from mlbuild.errors import MissingError
 
 
 @dataclass
@@ -57,10 +59,16 @@ def _newest_earlier(task: BuildTask) -> Manifest | None:
 def task_state(task: luigi.Task) -> TaskState:
     if not isinstance(task, BuildTask):
         return TaskState(task, task.complete())
-    state = TaskState(task, task.complete(), task.fingerprint)
+    complete = task.complete()
+    try:
+        state = TaskState(task, complete, task.fingerprint)
+    except MissingError as exc:  # a plain upstream task has not made its output yet
+        if not not_made(exc):
+            raise
+        return TaskState(task, False, None, [str(exc)])
     if state.complete:
         return state
-    if task.output().exists():
+    if task.result_exists():
         state.reasons.append(f"its result exists, but {task.invalidation_reason()}")
         return state
     state.reasons.append("no result for this fingerprint yet")

@@ -20,7 +20,20 @@ the base class does the rest::
 ``build`` receives its upstream outputs as verified, read-only local files and writes
 its own outputs to local paths. Afterwards the base class uploads them to
 ``<store>/<Family>/<fingerprint>/`` and writes the manifest last; the task is complete
-exactly when that manifest exists.
+exactly when that manifest exists (and ``invalidation_reason()`` is None).
+
+Plain Luigi tasks mix in both ways (:mod:`mlbuild.core.interop`):
+
+* ``requires()`` may name a plain Luigi task whose outputs are ``LocalTarget``s or
+  ``S3Target``s (raw data, typically a ``luigi.ExternalTask``). Their content (a file's
+  sha256, an object's ETag and version) enters the fingerprint, and ``build`` receives them
+  as verified local files: ``inputs[name]["output"]`` for a single target, the dict's own
+  keys for a dict of targets. While such a task has not made its output, this task is not
+  complete, so Luigi runs that task (or reports the missing external data) first.
+* ``output()`` is a dict of output name -> standard Luigi target (``LocalTarget`` on a
+  folder store, ``S3Target`` on an S3 store), so a plain task that requires a BuildTask
+  reads ``self.input()["model"].open("r")``. Completeness does not come from these
+  targets but from the manifest.
 """
 
 from __future__ import annotations
@@ -34,7 +47,7 @@ from typing import Any, ClassVar
 
 import luigi
 
-from mlbuild.core import execution
+from mlbuild.core import execution, interop
 from mlbuild.core import fingerprint as fp
 from mlbuild.core.manifest import (
     MANIFEST,
@@ -46,7 +59,7 @@ from mlbuild.core.manifest import (
     python_version,
 )
 from mlbuild.core.runlog import record_build, record_failure
-from mlbuild.errors import BuildError, MlbuildError
+from mlbuild.errors import BuildError, MissingError, MlbuildError
 from mlbuild.settings import cache_dir, store_uri
 from mlbuild.store import LocalCache, Store, open_store
 
@@ -79,7 +92,8 @@ class BuildTask(luigi.Task):
 
     # ----------------------------------------------------------------- for subclasses
 
-    def requires(self) -> Mapping[str, BuildTask]:
+    def requires(self) -> Mapping[str, luigi.Task]:
+        """Upstream tasks by name: BuildTasks, or plain Luigi tasks (see the module docstring)."""
         return {}
 
     def after(self) -> Mapping[str, luigi.Task]:
@@ -147,14 +161,16 @@ class BuildTask(luigi.Task):
     def store(self) -> Store:
         return open_store(store_uri())
 
-    def upstream(self) -> dict[str, BuildTask]:
+    def upstream(self) -> dict[str, luigi.Task]:
         required = self.requires()
         if not isinstance(required, Mapping) or not all(
-            isinstance(t, BuildTask) for t in required.values()
+            isinstance(t, luigi.Task) for t in required.values()
         ):
             raise BuildError(
-                f"{self.task_family}.requires() must return a dict of name -> BuildTask "
-                f"(got {required!r}), so that every upstream result is fingerprinted."
+                f"{self.task_family}.requires() must return a dict of name -> task "
+                f"(a BuildTask or a plain Luigi task), got {required!r}, so that every "
+                "upstream result is named and fingerprinted. Hint: return "
+                "{\"name\": Task(...)} and read inputs[\"name\"] in build()."
             )
         return dict(required)
 
@@ -171,7 +187,10 @@ class BuildTask(luigi.Task):
                 "code": {m: fp.code_digest(m) for m in modules},
                 "packages": {p: fp.package_version(p) for p in self.packages},
                 "data": dict(self.data_digests()),
-                "upstream": {n: t.fingerprint for n, t in self.upstream().items()},
+                "upstream": {
+                    n: t.fingerprint if isinstance(t, BuildTask) else interop.identity(t)
+                    for n, t in self.upstream().items()
+                },
             }
             self.__dict__["_fingerprint_inputs"] = cached
         return cached
@@ -194,13 +213,32 @@ class BuildTask(luigi.Task):
     def prefix(self) -> str:
         return f"{self.task_family}/{self.fingerprint}"
 
-    def output(self):
-        return self.store.target(f"{self.prefix}/{MANIFEST}")
+    def output(self) -> dict[str, luigi.Target]:
+        """Output name -> a standard Luigi target, for plain Luigi tasks that require this one.
+
+        They read the stored files without mlbuild's verification; BuildTasks receive
+        verified files instead (:meth:`fetch_outputs`). Not what completeness is made of.
+        """
+        return {name: interop.luigi_target(self.store, f"{self.prefix}/{file}")
+                for name, file in self.outputs.items()}
+
+    def result_exists(self) -> bool:
+        """Whether the manifest of this fingerprint is in the store (a result was made),
+        whether or not :meth:`invalidation_reason` still lets it count."""
+        return self.store.exists(f"{self.prefix}/{MANIFEST}")
 
     def complete(self) -> bool:
         try:
             execution.check(self)  # e.g. in a Batch job: before anything is built
-            return super().complete() and self.invalidation_reason() is None
+            return self.result_exists() and self.invalidation_reason() is None
+        except MissingError as exc:
+            if not interop.not_made(exc):
+                record_failure(str(self), exc)
+                raise
+            # A plain upstream task has not made its output yet: Luigi runs it (or reports
+            # the missing external data) and this task's fingerprint is computed after.
+            log.info("%s is not complete: %s", self, exc)
+            return False
         except BaseException as exc:
             # Raised while Luigi schedules: record it, as run() failures are.
             record_failure(str(self), exc)
@@ -231,7 +269,12 @@ class BuildTask(luigi.Task):
             return executor.run(self)
         started = now()
         cache = LocalCache(cache_dir())
-        inputs = {name: task.fetch_outputs(cache) for name, task in self.upstream().items()}
+        fingerprinted = self.fingerprint_inputs()["upstream"]
+        inputs = {
+            name: task.fetch_outputs(cache) if isinstance(task, BuildTask)
+            else interop.fetch(task, fingerprinted[name], cache)
+            for name, task in self.upstream().items()
+        }
         work = Path(tempfile.mkdtemp(prefix=f"{self.task_family}-", dir=cache.tmpdir()))
         try:
             paths = {name: work / file for name, file in self.outputs.items()}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mlbuild.errors import MissingError, StoreError
+from mlbuild.errors import IntegrityError, MissingError, StoreError
 from mlbuild.settings import mlbuild as settings
 from mlbuild.store.base import ObjectInfo, StaleWrite, Store, check_digest
 from mlbuild.store.progress import transfer_progress
@@ -132,20 +132,28 @@ class S3Store(Store):
     def client(self):
         if self._client is None:
             import boto3
-            from botocore.config import Config
 
-            config = Config(
-                retries={"max_attempts": self.options.max_attempts, "mode": "standard"},
-                connect_timeout=self.options.connect_timeout,
-                read_timeout=self.options.read_timeout,
-                max_pool_connections=max(10, self.options.max_concurrency),
-            )
             client = boto3.session.Session().client(
-                "s3", endpoint_url=self.options.endpoint_url or None, config=config
+                "s3", endpoint_url=self.options.endpoint_url or None, config=self.client_config()
             )
             client.meta.events.register("before-send.s3", self._count)
             self._client = client
         return self._client
+
+    def client_config(self):
+        """The botocore ``Config`` of this store's clients: retries, timeouts, pool size.
+
+        Public so that other S3 clients for the same store (Luigi's ``S3Client``, which
+        ``BuildTask.output()`` hands to plain Luigi tasks) behave as the store does.
+        """
+        from botocore.config import Config
+
+        return Config(
+            retries={"max_attempts": self.options.max_attempts, "mode": "standard"},
+            connect_timeout=self.options.connect_timeout,
+            read_timeout=self.options.read_timeout,
+            max_pool_connections=max(10, self.options.max_concurrency),
+        )
 
     def _count(self, **_):
         self.requests += 1
@@ -307,6 +315,53 @@ class S3Store(Store):
         head = self._call("read", key, self.client.head_object, Bucket=self.bucket,
                           Key=self._object(key))
         return f"etag:{head['ETag'].strip(chr(34))};version:{head.get('VersionId') or '-'}"
+
+    def get_version(self, key: str, dest: str | os.PathLike, version: str) -> ObjectInfo:
+        """Download ``key`` to ``dest`` (atomically) only if it is still at ``version``.
+
+        ``version`` is what :meth:`version` returned. The request is conditional
+        (``If-Match`` on the ETag, and the version id when the bucket keeps versions), so
+        S3 itself refuses an object that changed since: :class:`IntegrityError`. The
+        sha256 is computed while the bytes stream to disk.
+        """
+        fields = dict(part.partition(":")[::2] for part in version.split(";"))
+        request = {"Bucket": self.bucket, "Key": self._object(key), "IfMatch": f'"{fields["etag"]}"'}
+        if fields.get("version", "-") != "-":
+            request["VersionId"] = fields["version"]
+        try:
+            response = self.client.get_object(**request)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412"):
+                raise IntegrityError(
+                    f"{self.url(key)} changed after its version ({version}) was fingerprinted, "
+                    "so the build would read other bytes than those its fingerprint names. "
+                    "Hint: run again once the object has stopped changing; its new version "
+                    "is then fingerprinted and built."
+                ) from exc
+            translated = self._error(exc, "read", key)
+            if translated is exc:
+                raise
+            raise translated from exc
+        dest = Path(dest)
+        tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex}")
+        body = response["Body"]
+        try:
+            with open(tmp, "wb") as file, transfer_progress(
+                    f"download {dest.name}", response.get("ContentLength", 0)) as cb:
+                writer = _HashingWriter(file)
+
+                def copy():
+                    for chunk in body.iter_chunks(1 << 20):
+                        writer.write(chunk)
+                        if cb is not None:
+                            cb(len(chunk))
+
+                self._call("read", key, copy)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return writer.result()
 
     def _size(self, key: str) -> int:
         head = self._call("read", key, self.client.head_object, Bucket=self.bucket,

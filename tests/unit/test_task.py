@@ -90,11 +90,6 @@ class URaises(BuildTask):
         raise RuntimeError("the build broke half way")
 
 
-class UNotBuild(luigi.ExternalTask):
-    def output(self):
-        return luigi.LocalTarget("/nonexistent/mlbuild-unit-test")
-
-
 class UListRequires(BuildTask):
     outputs: ClassVar = {"out": "out.txt"}
 
@@ -105,9 +100,9 @@ class UListRequires(BuildTask):
         outputs["out"].write_text("x")
 
 
-class UPlainRequires(UListRequires):
+class UNotATaskRequires(UListRequires):
     def requires(self):
-        return {"plain": UNotBuild()}
+        return {"plain": "/data/raw.csv"}
 
 
 def failure_kinds(env) -> list[tuple[str, str]]:
@@ -275,8 +270,8 @@ def test_a_build_that_raises_leaves_the_store_unchanged(env):
     assert files_under(env.cache_dir / "tmp") == []  # the work folder is gone too
 
 
-@pytest.mark.parametrize("task_cls", [UListRequires, UPlainRequires])
-def test_requires_must_return_a_dict_of_build_tasks(env, task_cls):
+@pytest.mark.parametrize("task_cls", [UListRequires, UNotATaskRequires])
+def test_requires_must_return_a_dict_of_tasks(env, task_cls):
     with pytest.raises(BuildError, match=rf"{task_cls.__name__}\.requires\(\) must return"):
         _ = task_cls().fingerprint
     luigi.task_register.Register.clear_instance_cache()
