@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Non
 
 
 def seconds(value: float) -> str:
-    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+    return f"{value:.3f} s"
 
 
 def ratio(a: float, b: float) -> str:
@@ -165,7 +166,7 @@ def print_comparison(title: str, rows: Iterable[tuple[str, float, float]], *,
     mlbuild figure, the plain alternative's figure) both figures and ``mlbuild / plain``
     (below 1.00x: mlbuild took less)."""
     print(f"\n{title}")
-    print_table(["", *names, f"{names[0]} / {names[1]}"],
+    print_table(["", *names, "ratio"],
                 [(label, fmt(a), fmt(b), ratio(a, b)) for label, a, b in rows])
     if note:
         print(f"  {note}")
@@ -238,9 +239,15 @@ def work_folder(name: str, luigi_cfg: bool = False) -> Path:
 
 def run(cmd: Sequence[str], cwd: Path, env: dict[str, str],
         timeout: float | None = None) -> tuple[float, subprocess.CompletedProcess]:
-    """A whole process, its output captured: its wall seconds and the finished process."""
-    return timed(subprocess.run, list(cmd), cwd=cwd, env=env, capture_output=True, text=True,
-                 check=False, timeout=timeout)
+    """A whole process, its output captured: its wall seconds and the finished process,
+    whose ``cpu_seconds`` is the user + system CPU time it and its children used (less
+    disturbed than wall time by other work on the machine)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds, proc = timed(subprocess.run, list(cmd), cwd=cwd, env=env, capture_output=True,
+                          text=True, check=False, timeout=timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc.cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, proc
 
 
 def tasks_ran(stderr: str) -> int | None:
