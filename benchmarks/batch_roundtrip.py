@@ -53,9 +53,16 @@ def main(argv: list[str] | None = None) -> int:
         copy = Project.copy_of(ROOT, Path(tmp), with_library=True)
         copy.extra_env.update(aws, DOCKER_HOST=docker_host, MLBUILD_IMAGE_BASE=base)
         project, env = copy.root, copy.env
+
+        def checked(proc: subprocess.CompletedProcess) -> None:
+            if proc.returncode != 0:
+                harness.fail(f"{' '.join(proc.args[1:])} exited with {proc.returncode}",
+                             proc=proc)
+
         print("building the training image (not timed) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "BuildTrainingImage"],
-                       cwd=project, env=env, check=True, capture_output=True)
+        checked(subprocess.run(
+            [sys.executable, "-m", "luigi", "--module", "tasks", "BuildTrainingImage"],
+            cwd=project, env=env, capture_output=True, text=True, check=False))
         image = json.loads(next(copy.store.glob("BuildTrainingImage/*/image.json"))
                            .read_text())["tag"]
         engine = docker.DockerClient(base_url=docker_host)
@@ -65,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             return f"s3://{bucket}/{mode}-{i}"
 
         def local(prefix: str) -> None:
-            subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "FetchData"],
-                           cwd=project, env={**env, "MLBUILD_STORE": prefix}, check=True,
-                           capture_output=True)
+            checked(subprocess.run(
+                [sys.executable, "-m", "luigi", "--module", "tasks", "FetchData"], cwd=project,
+                env={**env, "MLBUILD_STORE": prefix}, capture_output=True, text=True,
+                check=False))
 
         def docker_run(prefix: str) -> None:
             engine.containers.run(image, ["FetchData"], environment={**aws, "MLBUILD_STORE": prefix},
@@ -75,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
         def on_batch(poll: list[str]):
             def run(prefix: str) -> None:
-                subprocess.run([sys.executable, "-m", "mlbuild.cli", "batch", "submit", "FetchData",
-                                *forward, *poll], cwd=project, check=True, capture_output=True,
-                               env={**env, "MLBUILD_STORE": prefix, "MLBUILD_BATCH_IMAGE": image})
+                checked(subprocess.run(
+                    [sys.executable, "-m", "mlbuild.cli", "batch", "submit", "FetchData",
+                     *forward, *poll], cwd=project, capture_output=True, text=True, check=False,
+                    env={**env, "MLBUILD_STORE": prefix, "MLBUILD_BATCH_IMAGE": image}))
             return run
 
         modes = {
