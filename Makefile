@@ -70,8 +70,8 @@ ci: install services
 	$(SERVICES_ENV) && mlbuild ci
 
 benchmark: install
-	$(PYTHON) benchmarks/noop_fanin.py
-	$(PYTHON) benchmarks/s3_noop_fanin.py
+	$(PYTHON) benchmarks/noop_fanin.py --store local
+	$(PYTHON) benchmarks/noop_fanin.py --store s3
 	$(PYTHON) benchmarks/s3_transfer.py
 	$(PYTHON) benchmarks/accuracy_eval.py
 	$(SERVICES_ENV) && $(PYTHON) benchmarks/image_build.py

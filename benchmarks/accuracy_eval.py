@@ -22,32 +22,25 @@ without the bootstrap, and the bootstrap at most 0.5 s.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness
 
 
 def timed(fn, repeat: int):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+    """The median seconds of ``repeat`` calls of ``fn`` and its last result."""
+    timings, result = harness.measure(fn, repeat)
+    return timings.median, result
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--features", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--bootstrap-rows", type=int, default=20_000,
+def main(argv: list[str] | None = None) -> int:
+    parser = harness.parser(__doc__, repeat=3,
+                            quick={"rows": 100_000, "bootstrap_rows": 2_000, "repeat": 1})
+    parser.add_argument("--rows", type=harness.positive_int, default=1_000_000)
+    parser.add_argument("--features", type=harness.positive_int, default=50)
+    parser.add_argument("--bootstrap-rows", type=harness.positive_int, default=20_000,
                         help="rows for the old per-row scipy bootstrap (scaled to --rows)")
-    args = parser.parse_args()
+    args = harness.parse(parser, argv)
 
     import lightgbm as lgb
     from sklearn.metrics import accuracy_score
@@ -99,12 +92,12 @@ def main() -> int:
     boot = time_bootstraps(test_y, predict_in_chunks(predictor(candidate), test_x, 50_000, 2)[0],
                            args.bootstrap_rows, args.repeat)
 
-    print(f"\nEvaluation of {args.rows:,} rows, median of {args.repeat} runs")
-    print(f"  {'bare booster.predict + accuracy_score':48s} {bare_time:8.2f} s")
-    print(f"  {'mlbuild gates (no bootstrap)':48s} {gated_time:8.2f} s")
-    print(f"  {'overhead, gated / bare':48s} {gated_time / bare_time:8.2f}x"
-          f"   (target: under 1.15x)")
-    print(f"  {'released model predictions (change gate input)':48s} {released_time:8.2f} s")
+    harness.print_comparison(
+        f"Evaluation of {args.rows:,} rows, median of {args.repeat} runs", [
+            ("evaluation", gated_time, bare_time)],
+        names=("mlbuild gates, no bootstrap", "bare predict + accuracy_score"),
+        note="target: under 1.15x")
+    print(f"  released model predictions (change gate input): {released_time:.2f} s")
     print_bootstraps(boot, args.rows)
     print("\nDecisions:", "; ".join(f"{r.name}: {r.passed}" for r in ev.results))
     return 0

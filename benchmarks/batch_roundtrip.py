@@ -21,51 +21,48 @@ never asserted.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests import services
+import harness
+from harness import ROOT, services
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = harness.parse(harness.parser(__doc__, repeat=3, quick={"repeat": 1}), argv)
 
     import docker
     from tests.conftest import Project
 
-    docker_host = services.start_docker()
-    services.build_base_image(docker_host)
+    docker_host, base = harness.docker_engine()
     endpoint = services.moto().url
     if not services.answers(endpoint):
         print(f"moto is not running at {endpoint}: run `make services` first", file=sys.stderr)
         return 1
     services.create_batch_queue(endpoint)
-    aws = {**services.TEST_AWS, "AWS_ENDPOINT_URL": endpoint}
     s3 = services.aws_client("s3", endpoint)
     bucket = f"bench-batch-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
 
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
+        aws = harness.aws_environ(endpoint, Path(tmp))
         copy = Project.copy_of(ROOT, Path(tmp), with_library=True)
-        copy.extra_env.update(aws, DOCKER_HOST=docker_host, MLBUILD_IMAGE_BASE=os.environ.get(
-            "MLBUILD_IMAGE_BASE", services.BASE_IMAGE))
+        copy.extra_env.update(aws, DOCKER_HOST=docker_host, MLBUILD_IMAGE_BASE=base)
         project, env = copy.root, copy.env
+
+        def checked(proc: subprocess.CompletedProcess) -> None:
+            if proc.returncode != 0:
+                harness.fail(f"{' '.join(proc.args[1:])} exited with {proc.returncode}",
+                             proc=proc)
+
         print("building the training image (not timed) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "BuildTrainingImage"],
-                       cwd=project, env=env, check=True, capture_output=True)
+        checked(subprocess.run(
+            [sys.executable, "-m", "luigi", "--module", "tasks", "BuildTrainingImage"],
+            cwd=project, env=env, capture_output=True, text=True, check=False))
         image = json.loads(next(copy.store.glob("BuildTrainingImage/*/image.json"))
                            .read_text())["tag"]
         engine = docker.DockerClient(base_url=docker_host)
@@ -75,9 +72,10 @@ def main() -> int:
             return f"s3://{bucket}/{mode}-{i}"
 
         def local(prefix: str) -> None:
-            subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "FetchData"],
-                           cwd=project, env={**env, "MLBUILD_STORE": prefix}, check=True,
-                           capture_output=True)
+            checked(subprocess.run(
+                [sys.executable, "-m", "luigi", "--module", "tasks", "FetchData"], cwd=project,
+                env={**env, "MLBUILD_STORE": prefix}, capture_output=True, text=True,
+                check=False))
 
         def docker_run(prefix: str) -> None:
             engine.containers.run(image, ["FetchData"], environment={**aws, "MLBUILD_STORE": prefix},
@@ -85,9 +83,10 @@ def main() -> int:
 
         def on_batch(poll: list[str]):
             def run(prefix: str) -> None:
-                subprocess.run([sys.executable, "-m", "mlbuild.cli", "batch", "submit", "FetchData",
-                                *forward, *poll], cwd=project, check=True, capture_output=True,
-                               env={**env, "MLBUILD_STORE": prefix, "MLBUILD_BATCH_IMAGE": image})
+                checked(subprocess.run(
+                    [sys.executable, "-m", "mlbuild.cli", "batch", "submit", "FetchData",
+                     *forward, *poll], cwd=project, capture_output=True, text=True, check=False,
+                    env={**env, "MLBUILD_STORE": prefix, "MLBUILD_BATCH_IMAGE": image}))
             return run
 
         modes = {
@@ -97,26 +96,26 @@ def main() -> int:
                                                         "--batch-poll-max-s", "1"]),
             "mlbuild -> Batch, default poll 1-30 s": on_batch([]),
         }
-        times: dict[str, list[float]] = {mode: [] for mode in modes}
+        times = {mode: harness.Timings() for mode in modes}
         for i in range(args.repeat):
             for n, (mode, run) in enumerate(modes.items()):
                 prefix = store(f"m{n}", i)
-                start = time.perf_counter()
-                run(prefix)
-                times[mode].append(time.perf_counter() - start)
+                times[mode].add(harness.timed(run, prefix)[0])
                 listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix.split("/", 3)[3] + "/")
                 if not any(o["Key"].endswith("/manifest.json") for o in listed.get("Contents", [])):
                     print(f"{mode}: no FetchData manifest in {prefix}", file=sys.stderr)
                     return 1
 
-    baseline = statistics.median(next(iter(times.values())))
-    print(f"\nFetchData of the digits, whole process, {args.repeat} round(s), medians:\n")
-    print(f"| {'mode':<40} | {'median':>8} | {'vs local':>9} |")
-    print(f"| {'-' * 40} | {'-' * 8:>8} | {'-' * 9:>9} |")
-    for mode, values in times.items():
-        median = statistics.median(values)
-        delta = "—" if median == baseline else f"{median - baseline:+.2f} s"
-        print(f"| {mode:<40} | {median:>6.2f} s | {delta:>9} |")
+    local, plain, *batch = (t.median for t in times.values())
+    print(f"\nFetchData of the digits, whole process, {args.repeat} round(s), medians:")
+    harness.print_table(["mode", "median", "vs local"], [
+        (mode, f"{t.median:.2f} s", "-" if t.median == local else f"{t.median - local:+.2f} s")
+        for mode, t in times.items()])
+    harness.print_comparison(
+        "The Batch round trip against a plain container of the same image (medians)",
+        [(mode.removeprefix("mlbuild -> "), median, plain)
+         for mode, median in zip(list(times)[2:], batch, strict=True)],
+        names=("mlbuild -> Batch", "plain docker run"))
     return 0
 
 

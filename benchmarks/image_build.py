@@ -13,17 +13,14 @@ Figures are printed, never asserted.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import harness
+from harness import ROOT
 
 
 def train_model(path: Path, rounds: int) -> None:
@@ -38,20 +35,15 @@ def train_model(path: Path, rounds: int) -> None:
     lgb.train(params, lgb.Dataset(frame, y), num_boost_round=rounds).save_model(str(path))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = harness.parse(harness.parser(__doc__, repeat=3, quick={"repeat": 1}), argv)
 
     from mlbuild.core.fingerprint import package_version
     from mlbuild.images import docker as image
     from mlbuild.settings import wheel_cache_dir
     from tasks.image import IMAGE_PACKAGES
-    from tests import services
 
-    os.environ.setdefault("DOCKER_HOST", services.start_docker())
-    base = os.environ.get("MLBUILD_IMAGE_BASE") or services.BASE_IMAGE
-    services.build_base_image(os.environ["DOCKER_HOST"])
+    os.environ["DOCKER_HOST"], base = harness.docker_engine()
     client = image.engine()
     repo = "mlbuild-bench/serve"
 
@@ -66,41 +58,41 @@ def main() -> int:
         train_model(models[0], 50)
         train_model(models[1], 60)
 
-        start = time.perf_counter()
-        image.download_wheels([f"{p}=={package_version(p)}" for p in IMAGE_PACKAGES],
-                              context / "wheels", wheel_cache_dir())
-        wheels_time = time.perf_counter() - start
+        wheels_time, _ = harness.timed(
+            image.download_wheels, [f"{p}=={package_version(p)}" for p in IMAGE_PACKAGES],
+            context / "wheels", wheel_cache_dir())
 
         def build(model: Path, tag: str, cold: bool = False) -> float:
             shutil.copyfile(model, context / "model" / "model.txt")
-            begin = time.perf_counter()
-            image.build(context, f"{repo}:{tag}", buildargs={"BASE": base, "MODEL_SHA256": tag},
-                        labels={"bench": "1"}, base=base, no_cache=cold)
-            return time.perf_counter() - begin
+            seconds, _ = harness.timed(
+                image.build, context, f"{repo}:{tag}",
+                buildargs={"BASE": base, "MODEL_SHA256": tag}, labels={"bench": "1"},
+                base=base, no_cache=cold)
+            return seconds
 
         def clean() -> None:
             for img in client.images.list(name=repo):
                 client.images.remove(img.id, force=True)
             client.images.prune(filters={"dangling": True})
 
-        cold, same, new_model = [], [], []
+        cold, same, new_model = harness.Timings(), harness.Timings(), harness.Timings()
         for round_ in range(args.repeat):
             clean()
-            cold.append(build(models[0], "a", cold=True))
-            same.append(build(models[0], "a"))
-            new_model.append(build(models[1], "b"))
-            print(f"  round {round_ + 1}: cold {cold[-1]:.1f} s, unchanged {same[-1]:.2f} s, "
-                  f"new model {new_model[-1]:.2f} s", flush=True)
+            cold.add(build(models[0], "a", cold=True))
+            same.add(build(models[0], "a"))
+            new_model.add(build(models[1], "b"))
+            print(f"  round {round_ + 1}: cold {cold.values[-1]:.1f} s, unchanged "
+                  f"{same.values[-1]:.2f} s, new model {new_model.values[-1]:.2f} s", flush=True)
         layers_a = client.images.get(f"{repo}:a").attrs["RootFS"]["Layers"]
         layers_b = client.images.get(f"{repo}:b").attrs["RootFS"]["Layers"]
         clean()
 
-    c, s, m = (statistics.median(x) for x in (cold, same, new_model))
-    print(f"\nServing image build on base {base}, median of {args.repeat} rounds")
-    print(f"  {'wheels into the host cache (once)':38s} {wheels_time:8.2f} s")
-    print(f"  {'cold build':38s} {c:8.2f} s")
-    print(f"  {'rebuild, nothing changed':38s} {s:8.2f} s   {s / c:6.3f} of cold")
-    print(f"  {'rebuild, only the model changed':38s} {m:8.2f} s   {m / c:6.3f} of cold")
+    c, s, m = (x.median for x in (cold, same, new_model))
+    harness.print_comparison(
+        f"Serving image build on base {base}, median of {args.repeat} rounds", [
+            ("nothing changed", s, c), ("only the model changed", m, c)],
+        names=("rebuild", "cold build"))
+    print(f"  wheels into the host cache (once): {wheels_time:.2f} s")
     shared = sum(a == b for a, b in zip(layers_a, layers_b, strict=False))
     print(f"  layers shared after the model change: {shared} of {len(layers_b)}")
     return 0

@@ -1,172 +1,121 @@
 """Benchmark: the no-op re-run of a fan-in of 1,000 fingerprinted tasks, whole process.
 
-    python benchmarks/noop_fanin.py [--tasks 1000] [--repeat 5] [--keep]
+    python benchmarks/noop_fanin.py [--store local|s3] [--tasks 1000] [--repeat 5] [--keep]
 
-This file is both the driver (``__main__``) and the Luigi task module (``noop_fanin``, put
-on ``PYTHONPATH``). It builds two pipelines once in a temporary folder:
+The tasks are in ``fanin_tasks.py`` (put on ``PYTHONPATH``). In a temporary folder, on the
+store chosen, both pipelines are built once:
 
 * mlbuild: ``FanIn(BuildTask)`` requiring N ``Leaf(BuildTask)``;
-* plain Luigi: ``PlainAll(WrapperTask)`` requiring N ``PlainLeaf`` with a ``LocalTarget``,
-  so that Luigi checks every leaf's file.
+* plain Luigi: a WrapperTask requiring N leaves whose targets Luigi checks one by one:
+  ``LocalTarget`` files (``--store local``) or ``S3Target`` objects (``--store s3``).
 
-Then it times the no-op re-run of each (``python -m luigi --module noop_fanin ...``),
-interleaved, as whole processes: Python start, imports, scheduling and the checks. Every
-no-op run is verified to have run nothing; the benchmark exits non-zero otherwise.
+Then the no-op re-run of each is timed as a whole process (Python start, imports,
+scheduling, the existence checks), interleaved, beside the floor (``python -c "import
+luigi, mlbuild"``). Every no-op run is verified to have run nothing and changed nothing;
+the benchmark exits non-zero otherwise.
 
-Last it changes the setting of one leaf (an environment variable that ``Leaf.settings()``
-returns, and that ``PlainLeaf`` writes into its file) and counts the tasks each pipeline
-re-runs: mlbuild notices the change (the leaf and FanIn), plain Luigi does not.
+``--store local`` (``python -m luigi --module fanin_tasks ...``) last changes the setting of
+one leaf (an environment variable that ``Leaf.settings()`` returns, and that ``PlainLeaf``
+writes into its file) and counts the tasks each pipeline re-runs: mlbuild notices the change
+(the leaf and FanIn), plain Luigi does not.
 
-The figures are printed, never asserted; DESIGN.md "Performance budget" sets the target
-(the issue's: mlbuild within 1.5x of plain Luigi).
+``--store s3`` starts a private moto S3 server on a free loopback port and uses bucket
+``bench`` (``MLBUILD_STORE=s3://bench/fanin``). Each run is a child ``python
+benchmarks/fanin_tasks.py <Task>``, which runs Luigi in-process and counts every HTTP
+request any botocore client sends. Two more rows put the per-key cost side by side:
+``LeafAll`` (a WrapperTask over the same N mlbuild leaves: N existence questions, answered
+from listings) and ``SharedS3PlainAll`` (plain Luigi with one ``S3Client`` shared by all
+targets, its best case; it also writes the plain objects, which is not measured).
+
+The figures are printed, never asserted; DESIGN.md "Performance budget" says what to expect
+(the local no-op: at or under 1.0x plain Luigi).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import statistics
+import sys
 from pathlib import Path
-from typing import ClassVar
 
-import luigi
+import harness
+from fanin_tasks import BUCKET, CHANGED_LEAF_ENV, REQUESTS_LINE
 
-from mlbuild import BuildTask
+HERE = Path(__file__).resolve().parent
 
-#: Which leaf reads the changed setting: ``NOOP_FANIN_CHANGED_LEAF=<i>`` gives leaf i the
-#: variant "b" instead of "a". Both pipelines write the variant into the leaf's file.
-CHANGED_LEAF_ENV = "NOOP_FANIN_CHANGED_LEAF"
-
-
-def leaf_variant(i: int) -> str:
-    return "b" if os.environ.get(CHANGED_LEAF_ENV) == str(i) else "a"
-
-
-# ----------------------------------------------------------------------------- mlbuild
-
-
-class Leaf(BuildTask):
-    i = luigi.IntParameter()
-    outputs: ClassVar = {"out": "out.txt"}
-
-    def settings(self):
-        return {"variant": leaf_variant(self.i)}
-
-    def build(self, inputs, outputs):
-        outputs["out"].write_text(f"{self.i} {leaf_variant(self.i)}\n")
-
-
-class FanIn(BuildTask):
-    tasks = luigi.IntParameter(default=1000)
-    outputs: ClassVar = {"out": "count.txt"}
-
-    def requires(self):
-        return {f"leaf{i}": Leaf(i=i) for i in range(self.tasks)}
-
-    def build(self, inputs, outputs):
-        outputs["out"].write_text(f"{len(inputs)}\n")
-
-
-# ----------------------------------------------------------------------------- plain Luigi
-
-
-class PlainLeaf(luigi.Task):
-    i = luigi.IntParameter()
-
-    def output(self):
-        return luigi.LocalTarget(f"plain/leaf-{self.i}.txt")
-
-    def run(self):
-        with self.output().open("w") as f:
-            f.write(f"{self.i} {leaf_variant(self.i)}\n")
-
-
-class PlainAll(luigi.WrapperTask):
-    tasks = luigi.IntParameter(default=1000)
-
-    def requires(self):
-        return [PlainLeaf(i=i) for i in range(self.tasks)]
-
-
-# ----------------------------------------------------------------------------- driver
-
-# As the project's luigi.cfg: its exit codes, so that a failed or unscheduled task is
-# non-zero, and no autoloading of Luigi's range tasks.
-LUIGI_CFG = """\
-[core]
-autoload_range = false
-
-[retcode]
-unhandled_exception = 20
-task_failed = 21
-missing_data = 22
-scheduling_error = 23
-not_run = 24
-already_running = 25
-"""
+TARGET = 1.0  # mlbuild / plain Luigi, median of the local no-op
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import re
-    import statistics
-    import subprocess
-    import sys
-    import tempfile
-    import time
+    p = harness.parser(__doc__, repeat=5, keep=True, quick={"tasks": 200, "repeat": 2})
+    p.add_argument("--store", choices=("local", "s3"), default="local",
+                   help="where both pipelines keep their outputs (local)")
+    p.add_argument("--tasks", type=harness.positive_int, default=1000,
+                   help="leaves per pipeline (1000)")
+    args = harness.parse(p, argv)
+    return (local if args.store == "local" else s3)(args)
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=1000, help="leaves per pipeline (1000)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed no-op runs each (5)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args(argv)
-    if args.tasks < 1 or args.repeat < 1:
-        parser.error("--tasks and --repeat must be at least 1")
 
-    here = Path(__file__).resolve().parent
-    work = Path(tempfile.mkdtemp(prefix="noop_fanin-"))
-    (work / "luigi.cfg").write_text(LUIGI_CFG)
-    store, cache = work / "store", work / "cache"
-    env = dict(os.environ)
+def pythonpath() -> str:
+    return os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+
+
+def interleaved(names: list[str], repeat: int, noop,
+                warm: list[str] | None = None) -> dict[str, harness.Timings]:
+    """``repeat`` rounds of ``noop(name)`` for each name, the order reversed every other
+    round, after one untimed run of each of ``warm`` (all by default), which warms the file
+    system cache and the .pyc files."""
+    for name in names if warm is None else warm:
+        noop(name)
+    times = {name: harness.Timings() for name in names}
+    for r in range(repeat):
+        for name in names if r % 2 == 0 else reversed(names):
+            times[name].add(noop(name))
+        print(f"  run {r + 1}/{repeat}: "
+              + "  ".join(f"{k} {v.values[-1]:.3f} s" for k, v in times.items()), flush=True)
+    return times
+
+
+def print_times(title: str, rows: list[tuple[str, str]], times, extra=None) -> None:
+    print(f"\n{title}")
+    headers = ["pipeline", "median", "min", "max", *([extra[0]] if extra else [])]
+    harness.print_table(headers, [
+        (label, f"{times[k].median:.3f} s", f"{times[k].best:.3f} s", f"{times[k].worst:.3f} s",
+         *([extra[1](k)] if extra else [])) for label, k in rows])
+
+
+# ----------------------------------------------------------------------------- local
+
+
+def local(args) -> int:
+    work = harness.work_folder("noop_fanin", luigi_cfg=True)
+    store = work / "store"
+    env = harness.clean_environ(MLBUILD_STORE=str(store), MLBUILD_CACHE=str(work / "cache"),
+                                PYTHONPATH=pythonpath())
     env.pop(CHANGED_LEAF_ENV, None)
-    env.pop("LUIGI_CONFIG_PATH", None)
-    env.update(
-        MLBUILD_STORE=str(store),
-        MLBUILD_CACHE=str(cache),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(here), os.environ.get("PYTHONPATH")])),
-    )
-    env.pop("MLBUILD_RUN_DIR", None)
     n = str(args.tasks)
+    luigi = [sys.executable, "-m", "luigi", "--module", "fanin_tasks"]
     commands = {
-        "mlbuild": [sys.executable, "-m", "luigi", "--module", "noop_fanin", "FanIn",
-                    "--tasks", n, "--local-scheduler"],
-        "plain": [sys.executable, "-m", "luigi", "--module", "noop_fanin", "PlainAll",
-                  "--tasks", n, "--local-scheduler"],
+        "mlbuild": [*luigi, "FanIn", "--tasks", n, "--local-scheduler"],
+        "plain": [*luigi, "PlainAll", "--tasks", n, "--local-scheduler"],
         "floor": [sys.executable, "-c", "import luigi, mlbuild"],
     }
 
-    def run(name: str, extra_env: dict[str, str] | None = None):
-        started = time.perf_counter()
-        proc = subprocess.run(commands[name], cwd=work, env={**env, **(extra_env or {})},
-                              capture_output=True, text=True, check=False)
-        return time.perf_counter() - started, proc
+    def fail(message: str, proc=None):
+        harness.fail(message, proc=proc, kept=f"files kept in {work}")
 
-    def fail(message: str, proc=None) -> None:
-        print(f"FAILED: {message}", file=sys.stderr)
-        if proc is not None:
-            print(f"--- exit code {proc.returncode}; last lines of its log:", file=sys.stderr)
-            print("\n".join(proc.stderr.splitlines()[-30:]), file=sys.stderr)
-        print(f"(files kept in {work})", file=sys.stderr)
-        raise SystemExit(1)
+    def run(name: str, extra_env: dict[str, str] | None = None):
+        return harness.run(commands[name], work, {**env, **(extra_env or {})})
 
     def ran(proc) -> int:
         """How many tasks the run says it ran; fails loudly if it failed."""
         if proc.returncode != 0:
-            fail(f"{' '.join(map(str, proc.args))} exited with {proc.returncode}", proc)
-        if "Did not run any tasks" in proc.stderr:
-            return 0
-        found = re.search(r"^\* (\d+) ran successfully:", proc.stderr, re.MULTILINE)
-        if not found:
+            fail(f"{' '.join(proc.args)} exited with {proc.returncode}", proc)
+        count = harness.tasks_ran(proc.stderr)
+        if count is None:
             fail("cannot find Luigi's execution summary in the log", proc)
-        return int(found.group(1))
+        return count
 
     def manifests() -> int:
         return sum("manifest.json" in files for _, _, files in os.walk(store))
@@ -174,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     def plain_state() -> dict[str, int]:
         return {p.name: p.stat().st_mtime_ns for p in (work / "plain").iterdir()}
 
+    cpu = {name: harness.Timings() for name in commands}
+
     def noop(name: str) -> float:
         before = manifests() if name == "mlbuild" else plain_state()
         seconds, proc = run(name)
+        cpu[name].add(proc.cpu_seconds)
         if name == "floor":
             if proc.returncode != 0:
                 fail("python -c 'import luigi, mlbuild' failed", proc)
@@ -205,17 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         if manifests() != args.tasks + 1:
             fail(f"the store holds {manifests()} manifests, not {args.tasks + 1}")
 
-        # One untimed no-op each: warms the file system cache and .pyc files.
-        for name in ("mlbuild", "plain", "floor"):
-            noop(name)
-
-        times: dict[str, list[float]] = {"mlbuild": [], "plain": [], "floor": []}
-        for r in range(args.repeat):
-            order = ("mlbuild", "plain", "floor") if r % 2 == 0 else ("floor", "plain", "mlbuild")
-            for name in order:
-                times[name].append(noop(name))
-            print(f"  run {r + 1}/{args.repeat}: "
-                  + "  ".join(f"{k} {v[-1]:.3f} s" for k, v in times.items()))
+        times = interleaved(list(commands), args.repeat, noop)
+        for timings in cpu.values():
+            del timings.values[:1]  # the warm-up's
 
         # A change only mlbuild can see: one leaf's setting (it also changes its file).
         changed = {CHANGED_LEAF_ENV: str(args.tasks // 2)}
@@ -231,36 +175,178 @@ def main(argv: list[str] | None = None) -> int:
         finished = True
     finally:
         if finished and not args.keep:
-            import shutil
-
             shutil.rmtree(work, ignore_errors=True)
 
-    med = {k: statistics.median(v) for k, v in times.items()}
-    low = {k: min(v) for k, v in times.items()}
-    high = {k: max(v) for k, v in times.items()}
-    rows = (
-        ("mlbuild   FanIn", "mlbuild"),
-        ("Luigi     PlainAll", "plain"),
-        ("floor     import luigi, mlbuild", "floor"),
-    )
-    print()
-    print(f"No-op re-run of a fan-in of {args.tasks} tasks: whole process, "
-          f"{args.repeat} runs each, interleaved")
-    print(f"  {'pipeline':34} {'median':>9} {'min':>9} {'max':>9}")
-    for label, key in rows:
-        print(f"  {label:34} {med[key]:8.3f}s {low[key]:8.3f}s {high[key]:8.3f}s")
-    ratio_med, ratio_min = med["mlbuild"] / med["plain"], low["mlbuild"] / low["plain"]
-    print(f"  {'ratio mlbuild / plain Luigi':34} {ratio_med:8.2f}x {ratio_min:8.2f}x")
-    print(f"  target: within 1.5x of plain Luigi -> "
-          f"{'met' if ratio_med <= 1.5 else 'NOT met'} (median)")
-    print()
-    print(f"After changing one leaf's setting ({CHANGED_LEAF_ENV}={args.tasks // 2}):")
-    print(f"  {'pipeline':34} {'tasks re-run':>12}")
-    print(f"  {'mlbuild':34} {rerun_mlbuild:>12}   (Leaf(i={args.tasks // 2}) and FanIn)")
-    print(f"  {'plain Luigi':34} {rerun_plain:>12}   "
-          f"({'its leaf file is now stale' if stale else 'its leaf file was rewritten'})")
+    print_times(f"No-op re-run of a fan-in of {args.tasks} tasks, local store: whole process, "
+                f"{args.repeat} runs each, interleaved",
+                [("mlbuild   FanIn", "mlbuild"), ("Luigi     PlainAll", "plain"),
+                 ("floor     import luigi, mlbuild", "floor")], times)
+    mlbuild, plain = times["mlbuild"], times["plain"]
+    ratio = mlbuild.median / plain.median
+    harness.print_comparison(
+        "mlbuild FanIn against plain Luigi PlainAll, no-op re-run", [
+            ("median", mlbuild.median, plain.median),
+            ("min", mlbuild.best, plain.best),
+            ("CPU time (user + system), median", cpu["mlbuild"].median, cpu["plain"].median),
+        ], names=("mlbuild", "plain Luigi"),
+        note=f"floor, import luigi, mlbuild: {times['floor'].median:.3f} s, CPU "
+             f"{cpu['floor'].median:.3f} s\n  target: at or under {TARGET:.1f}x plain Luigi (median) -> "
+             f"{'met' if ratio <= TARGET else 'NOT met'}")
+    print(f"\nAfter changing one leaf's setting ({CHANGED_LEAF_ENV}={args.tasks // 2}):")
+    harness.print_table(["pipeline", "tasks re-run"], [
+        (f"mlbuild (Leaf(i={args.tasks // 2}) and FanIn)", rerun_mlbuild),
+        ("plain Luigi (its leaf file is now stale)" if stale
+         else "plain Luigi (its leaf file was rewritten)", rerun_plain)])
     if args.keep:
         print(f"\nFiles kept in {work}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- S3
+
+
+def s3(args) -> int:
+    work = harness.work_folder("s3_noop_fanin", luigi_cfg=True)
+    server = harness.private_moto(work)
+    env = harness.clean_environ(
+        **harness.aws_environ(server.url, work),
+        MLBUILD_STORE=f"s3://{BUCKET}/fanin",
+        MLBUILD_CACHE=str(work / "cache"),
+        MLBUILD_REPORTS=str(work / "reports"),
+        PYTHONPATH=pythonpath(),
+    )
+    n = str(args.tasks)
+    child = [sys.executable, str(HERE / "fanin_tasks.py")]
+    commands = {
+        "mlbuild": [*child, "FanIn", "--tasks", n],
+        "leaves": [*child, "LeafAll", "--tasks", n],
+        "plain": [*child, "S3PlainAll", "--tasks", n],
+        "shared": [*child, "SharedS3PlainAll", "--tasks", n],
+        "floor": [sys.executable, "-c", "import luigi, mlbuild, boto3"],
+    }
+    # The plain objects are written through SharedS3PlainAll: the same tasks, objects and
+    # Luigi code, without a boto3 resource per target (a third faster; it is not measured).
+    builds = {"mlbuild": commands["mlbuild"], "plain": commands["shared"]}
+    prefixes = {"mlbuild": "fanin/", "leaves": "fanin/", "plain": "plain/", "shared": "plain/"}
+
+    def fail(message: str, proc=None):
+        harness.fail(message, proc=proc,
+                     kept=f"files kept in {work}; moto log in {server.logfile}")
+
+    def outcome(proc) -> tuple[int, int, int]:
+        """Tasks run, requests of all clients and of mlbuild's store; fails if it failed."""
+        if proc.returncode != 0:
+            fail(f"{' '.join(proc.args)} exited with {proc.returncode}", proc)
+        lines = proc.stdout.strip().splitlines()
+        counts = lines[-1].split() if lines else []
+        if len(counts) != 3 or counts[0] != REQUESTS_LINE:
+            fail(f"the child printed no request count (stdout: {proc.stdout[-500:]!r})", proc)
+        ran = harness.tasks_ran(proc.stderr)
+        if ran is None:
+            fail("cannot find Luigi's execution summary in the log", proc)
+        return ran, int(counts[1]), int(counts[2])
+
+    client = harness.services.aws_client("s3", server.url)
+
+    def snapshot(prefix: str = "") -> dict[str, tuple[str, object]]:
+        """Every object under ``prefix`` -> (ETag, LastModified)."""
+        objects = {}
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", ()):
+                objects[item["Key"]] = (item["ETag"], item["LastModified"])
+        return objects
+
+    objects: dict[str, tuple[str, object]] = {}
+    requests: dict[str, list[int]] = {name: [] for name in commands}
+    built: dict[str, tuple[float, int, int]] = {}
+
+    def noop(name: str) -> float:
+        seconds, proc = harness.run(commands[name], work, env)
+        if name == "floor":
+            if proc.returncode != 0:
+                fail("python -c 'import luigi, mlbuild, boto3' failed", proc)
+            return seconds
+        count, sent, by_store = outcome(proc)
+        if name in ("mlbuild", "leaves") and sent != by_store:
+            fail(f"the child counted {sent} requests but mlbuild's store counted {by_store}: "
+                 "the counting is wrong", proc)
+        prefix = prefixes[name]
+        before = {k: v for k, v in objects.items() if k.startswith(prefix)}
+        after = snapshot(prefix)
+        changed = sorted(k for k in after.keys() | before.keys() if after.get(k) != before.get(k))
+        objects.update(after)
+        if count or changed:
+            fail(f"the no-op re-run of {name} was not a no-op: Luigi ran {count} task(s), "
+                 f"{len(changed)} object(s) changed in the bucket (e.g. {changed[:3]})", proc)
+        requests[name].append(sent)
+        return seconds
+
+    finished = False
+    try:
+        print(f"Work folder: {work}")
+        server.start()
+        print(f"moto S3 server: {server.url} (pid {server.pid()})")
+        client.create_bucket(Bucket=BUCKET)
+        print(f"Building both pipelines once ({args.tasks} leaves + 1 fan-in each) ...")
+        for name in ("mlbuild", "plain"):
+            seconds, proc = harness.run(builds[name], work, env)
+            count, sent, _ = outcome(proc)
+            if count != args.tasks + 1:
+                fail(f"the first build of {name} ran {count} tasks, not {args.tasks + 1}", proc)
+            built[name] = (seconds, count, sent)
+            print(f"  {name:8} built {count} tasks in {seconds:.1f} s, {sent} S3 requests")
+        objects.update(snapshot())
+        manifests = sum(key.endswith("/manifest.json") for key in objects)
+        plain = sum(key.startswith("plain/") for key in objects)
+        if manifests != args.tasks + 1:
+            fail(f"the store holds {manifests} manifests, not {args.tasks + 1}")
+        if plain != args.tasks:
+            fail(f"the bucket holds {plain} plain objects, not {args.tasks}")
+
+        # The plain ones are not warmed: their 1,000 requests dominate, and a warm-up
+        # would add half a minute. The warm-ups' request counts are dropped.
+        warm = ["mlbuild", "leaves", "floor"]
+        times = interleaved(list(commands), args.repeat, noop, warm)
+        for name in warm:
+            del requests[name][:1]
+        finished = True
+    finally:
+        server.stop()
+        if finished and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def sent(key: str) -> str:
+        if key == "floor":
+            return "-"
+        lo, hi = min(requests[key]), max(requests[key])
+        return str(lo) if lo == hi else f"{lo}-{hi}"
+
+    print_times(f"No-op re-run of a fan-in of {args.tasks} tasks on S3 (moto server): whole "
+                f"process, {args.repeat} runs each, interleaved", [
+                    ("mlbuild      FanIn", "mlbuild"),
+                    ("plain Luigi  S3PlainAll (S3Target)", "plain"),
+                    ("mlbuild      LeafAll (N leaves asked)", "leaves"),
+                    ("plain Luigi  SharedS3PlainAll (1 S3Client)", "shared"),
+                    ("floor        import luigi, mlbuild, boto3", "floor"),
+                ], times, extra=("S3 requests", sent))
+    pairs = [("FanIn / S3PlainAll", "mlbuild", "plain"),
+             ("FanIn / SharedS3PlainAll", "mlbuild", "shared"),
+             ("LeafAll / S3PlainAll", "leaves", "plain"),
+             ("LeafAll / SharedS3PlainAll", "leaves", "shared")]
+    harness.print_comparison("mlbuild against plain Luigi on S3, no-op re-run (median time)",
+                             [(label, times[a].median, times[b].median) for label, a, b in pairs],
+                             names=("mlbuild", "plain Luigi"))
+
+    harness.print_comparison("... and S3 requests (median)",
+                             [(label, statistics.median(requests[a]), statistics.median(requests[b]))
+                              for label, a, b in pairs],
+                             names=("mlbuild", "plain Luigi"), fmt=lambda x: f"{x:g}")
+    print("\n  first builds (untimed detail): " + "; ".join(
+        f"{builds[name][2]} {s:.1f} s, {c} tasks, {q} S3 requests"
+        for name, (s, c, q) in built.items()))
+    if args.keep:
+        print(f"\nFiles kept in {work} (the server is stopped)")
     return 0
 
 

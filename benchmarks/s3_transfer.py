@@ -27,17 +27,18 @@ spilled objects, the server) is removed at the end.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import sys
+import shutil
+import statistics
+import time
 from pathlib import Path
+
+import harness
 
 BUCKET = "bench-transfer"
 MIB = 1024 * 1024
-DUMMY_AWS = {
-    "AWS_ACCESS_KEY_ID": "AKIAMLBUILDBENCH0001",
-    "AWS_SECRET_ACCESS_KEY": "mlbuild-bench-secret",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 def write_artifact(path: Path, size_mb: int) -> str:
@@ -53,41 +54,15 @@ def write_artifact(path: Path, size_mb: int) -> str:
     return digest.hexdigest()
 
 
-def peak_rss_mib(pid: int) -> float | None:
-    """The peak resident memory of a process (Linux), in MiB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import contextlib
-    import io
-    import shutil
-    import statistics
-    import tempfile
-    import time
-
-    here = Path(__file__).resolve().parent
-    sys.path.insert(0, str(here.parent))
-    from tests import services
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mb", type=int, default=512, help="artifact size in MiB (512)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds (3)")
-    parser.add_argument("--part-mb", type=int, default=None,
+    parser = harness.parser(__doc__, repeat=3, keep=True, quick={"mb": 64, "repeat": 1})
+    parser.add_argument("--mb", type=harness.positive_int, default=512,
+                        help="artifact size in MiB (512)")
+    parser.add_argument("--part-mb", type=harness.positive_int, default=None,
                         help="part size in MiB (default: S3Options', 64)")
-    parser.add_argument("--concurrency", type=int, default=None,
+    parser.add_argument("--concurrency", type=harness.positive_int, default=None,
                         help="parallel parts (default: S3Options', 8)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args(argv)
-    if args.mb < 1 or args.repeat < 1:
-        parser.error("--mb and --repeat must be at least 1")
+    args = harness.parse(parser, argv)
 
     import boto3
     from boto3.exceptions import Boto3Error
@@ -103,16 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         part_size_mb=args.part_mb or defaults.part_size_mb,
         max_concurrency=args.concurrency or defaults.max_concurrency,
     )
-    # The same AWS environment for both: dummy credentials, no user config, and the
-    # endpoint from AWS_ENDPOINT_URL (set per round), as the store takes it in real use.
-    for name in [k for k in os.environ if k.startswith(("AWS_", "MLBUILD_"))]:
-        del os.environ[name]
-    work = Path(tempfile.mkdtemp(prefix="s3_transfer-"))
-    os.environ.update(DUMMY_AWS, AWS_CONFIG_FILE=str(work / "no-aws-config"),
-                      AWS_SHARED_CREDENTIALS_FILE=str(work / "no-aws-credentials"),
-                      AWS_EC2_METADATA_DISABLED="true")
-    spill = work / "moto-tmp"  # moto writes objects over ~5 MiB here
-    spill.mkdir()
+    # The same AWS environment for both: the services' dummy credentials, no user config,
+    # and the endpoint from AWS_ENDPOINT_URL (set per round), as the store takes it in
+    # real use.
+    work = harness.work_folder("s3_transfer")
+    environ = harness.clean_environ()
+    os.environ.clear()
+    os.environ.update(environ)
     artifact = work / "artifact.bin"
     size = args.mb * MIB
     key = "artifact.bin"
@@ -123,21 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     server = None
 
     def fail(message: str) -> None:
-        print(f"FAILED: {message}", file=sys.stderr)
+        log = ""
         if server is not None and server.logfile.exists():
-            print("--- last lines of the moto server's log:", file=sys.stderr)
-            print("\n".join(server.logfile.read_text().splitlines()[-20:]), file=sys.stderr)
-        raise SystemExit(1)
+            log = ("--- last lines of the moto server's log:\n"
+                   + "\n".join(server.logfile.read_text().splitlines()[-20:]))
+        harness.fail(message, log)
 
     def timed(op: str, who: str, action, *args, **kwargs):
         error = None
         with contextlib.redirect_stderr(io.StringIO()):  # no progress bar, as in CI
-            started = time.perf_counter()
             try:
-                result = action(*args, **kwargs)
+                seconds, result = harness.timed(action, *args, **kwargs)
             except (MlbuildError, Boto3Error, BotoCoreError, ClientError, OSError) as exc:
                 error = exc
-            seconds = time.perf_counter() - started
         if error is not None:
             fail(f"the {who} {op} failed: {type(error).__name__}: {error}")
         times[op, who].append(seconds)
@@ -155,10 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         hash_seconds = time.perf_counter() - started
 
         for r in range(args.repeat):
-            server = services.moto(port=services.free_port(), folder=work / "services",
-                                   env={"TMPDIR": str(spill)}, name=f"moto-{r + 1}")
+            server = harness.private_moto(work, name=f"moto-{r + 1}")
             server.start()
-            os.environ["AWS_ENDPOINT_URL"] = server.url
+            os.environ.update(harness.aws_environ(server.url, work))
             store = S3Store(f"s3://{BUCKET}", options)
             # The store's own TransferConfigs, so that both use the same.
             transfer, upload_transfer = store._transfer, store._upload_transfer
@@ -202,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 dest.unlink()
             bare.delete_object(Bucket=BUCKET, Key=key)
 
-            moto_peaks.append(peak_rss_mib(server.pid()))
+            moto_peaks.append(harness.peak_rss_mib(server.pid()))
             server.stop()
             server = None
             print(f"  round {r + 1}/{args.repeat} ({' then '.join(order)}, {parts} parts): "
@@ -217,16 +186,15 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     med = {k: statistics.median(v) for k, v in times.items()}
-    print()
-    print(f"Transfer of a {args.mb} MiB artifact to and from S3 (moto server, restarted each "
-          f"round): part size {options.part_size_mb} MiB, {options.max_concurrency} parallel "
-          f"parts, {args.repeat} rounds, medians")
-    print(f"  {'':10} {'store (sha256 streamed)':>26} {'bare boto3':>22} {'store / bare':>13}")
+    harness.print_comparison(
+        f"Transfer of a {args.mb} MiB artifact to and from S3 (moto server, restarted each "
+        f"round): part size {options.part_size_mb} MiB, {options.max_concurrency} parallel "
+        f"parts, {args.repeat} rounds, medians", [(op, med[op, "store"], med[op, "bare"])
+                                  for op in ("upload", "download")],
+                             names=("store (sha256 streamed)", "bare boto3"))
     for op in ("upload", "download"):
-        cells = [f"{args.mb / med[op, who]:7.1f} MiB/s ({med[op, who]:5.2f} s)"
-                 for who in ("store", "bare")]
-        ratio = med[op, "bare"] / med[op, "store"]
-        print(f"  {op:10} {cells[0]:>26} {cells[1]:>22} {ratio:12.2f}x")
+        print(f"  {op} MiB/s, medians: store {args.mb / med[op, 'store']:.1f}, "
+              f"bare {args.mb / med[op, 'bare']:.1f}")
     for op in ("upload", "download"):
         spread = "  ".join(f"{who} " + "/".join(f"{args.mb / s:.0f}" for s in times[op, who])
                            for who in ("store", "bare"))

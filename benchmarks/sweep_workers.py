@@ -30,7 +30,10 @@ import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import harness
+from harness import ROOT as REPO
+from harness import services
+
 SWEEP = ["--pipeline-config", "configs/sweep.toml"]
 SEED_FAMILIES = ("FetchData", "ValidateData", "SplitData")
 MODES = ("local", "luigid")
@@ -66,43 +69,31 @@ def copy_project(dest: Path, iterations: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
     import json
     import shutil
     import statistics
     import subprocess
-    import tempfile
     import time
     import uuid
     from collections import Counter
     from datetime import datetime
 
-
-    sys.path.insert(0, str(REPO))
-    from tests import services
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--iterations", type=int, default=8000,
+    parser = harness.parser(__doc__, repeat=3, keep=True,
+                            quick={"iterations": 800, "repeat": 1})
+    parser.add_argument("--iterations", type=harness.positive_int, default=8000,
                         help="num_iterations of every variant (8000)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="timed runs of each mode and worker count; the median is shown (3)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary folder (logs, project copy) and, on a server "
-                             "given by --endpoint, the bucket")
     parser.add_argument("--wait-jitter", type=float, default=0.0,
                         help="luigid workers: --worker-wait-jitter, the random extra seconds "
                              "an idle worker sleeps between polls (0; Luigi's default is 5)")
     parser.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
                         help="a running S3 server to use (AWS_ENDPOINT_URL; default: start a "
                              "private moto server)")
-    args = parser.parse_args(argv)
-    if args.iterations < 1 or args.repeat < 1:
-        parser.error("--iterations and --repeat must be at least 1")
+    args = harness.parse(parser, argv)
 
     if args.endpoint and not services.answers(args.endpoint):
         raise SystemExit(f"FAILED: no S3 server answers at {args.endpoint}")
 
-    work = Path(tempfile.mkdtemp(prefix="sweep_workers-"))
+    work = harness.work_folder("sweep_workers")
     project = work / "project"
     variants = copy_project(project, args.iterations)
     bucket = f"bench-sweep-{uuid.uuid4().hex[:10]}"
@@ -111,24 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.endpoint:
         endpoint = args.endpoint
     else:
-        spill = work / "moto-tmp"  # moto writes objects over ~5 MiB here
-        spill.mkdir()
-        private = services.moto(port=services.free_port(), folder=work / "services",
-                                env={"TMPDIR": str(spill)})
+        private = harness.private_moto(work)
         endpoint = private.url
 
     # The children see only what is set here: no MLBUILD_*, LUIGI_* or AWS_* of the caller.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLBUILD_", "LUIGI_", "AWS_"))}
-    env.update(
-        services.TEST_AWS,
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_CONFIG_FILE=str(work / "no-aws-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(work / "no-aws-credentials"),
-        AWS_EC2_METADATA_DISABLED="true",
-        MLBUILD_REPORTS=str(work / "reports"),
-        PYTHONPATH=str(project),
-    )
+    env = harness.clean_environ(**harness.aws_environ(endpoint, work),
+                                MLBUILD_REPORTS=str(work / "reports"), PYTHONPATH=str(project))
     # The one-process mode: the project's luigi.cfg (local scheduler), without the lock
     # Luigi takes per command line, so that another checkout running the same command on
     # this machine cannot make a run exit early.
@@ -138,13 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     luigi_cmd = [sys.executable, "-m", "luigi", "--module", "tasks"]
 
     def fail(message: str, details: str = "") -> None:
-        print(f"FAILED: {message}", file=sys.stderr)
-        if details:
-            print(details, file=sys.stderr)
         where = ("the private moto server is stopped" if private
                  else f"bucket {bucket} on {endpoint}")
-        print(f"(files kept in {work}; {where})", file=sys.stderr)
-        raise SystemExit(1)
+        harness.fail(message, details, kept=f"files kept in {work}; {where}")
 
     def keys(prefix: str) -> list[str]:
         found = []
@@ -364,16 +339,14 @@ def main(argv: list[str] | None = None) -> int:
           f"median of {args.repeat} run(s) each")
     print(f"CPUs: {os.cpu_count()} (usable by this process: {len(os.sched_getaffinity(0))}); "
           f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    heads = [MODE_LABELS["local"] + " s", "speed-up", MODE_LABELS["luigid"] + " s", "speed-up"]
-    widths = [max(len(h), 9) for h in heads]
-    print("  " + " | ".join(["workers", *(h.rjust(w) for h, w in zip(heads, widths, strict=True))]))
-    print("  " + "-+-".join(["-" * 7, *("-" * w for w in widths)]))
-    for n in (1, 2, 3):
-        cells = []
-        for mode in MODES:
-            cells += [f"{med[mode, n]:.1f}", f"{med[mode, 1] / med[mode, n]:.2f}x"]
-        print("  " + " | ".join([f"{n:>7}", *(c.rjust(w) for c, w in zip(cells, widths,
-                                                                             strict=True))]))
+    harness.print_table(["workers", *(f"{MODE_LABELS[m]} {h}" for m in MODES
+                                      for h in ("s", "speed-up"))], [
+        (n, *(cell for mode in MODES for cell in (
+            f"{med[mode, n]:.1f}", f"{med[mode, 1] / med[mode, n]:.2f}x"))) for n in (1, 2, 3)])
+    harness.print_comparison(
+        "N processes on luigid against one process --workers N (median wall time)",
+        [(f"{n} worker(s)", med["luigid", n], med["local", n]) for n in (1, 2, 3)],
+        names=(MODE_LABELS["luigid"], MODE_LABELS["local"]))
     print("  CPU seconds of the workers' processes (median), 1/2/3 workers: " + "; ".join(
         f"{'one process' if mode == 'local' else 'on luigid'} "
         + "/".join(f"{med_cpu[mode, n]:.1f}" for n in (1, 2, 3)) for mode in MODES))
