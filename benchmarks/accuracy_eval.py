@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     from mlbuild.accuracy.evaluation import evaluate, predict_in_chunks
     from mlbuild.accuracy.gates import GatesConfig
     from mlbuild.accuracy.metrics import Predictions
+    from mlbuild.tasks import Inference
     from tasks.fetch import synthetic_frame
-    from tasks.inference import predictor
+
+    predictor = Inference("tasks.inference").predictor
 
     print(f"Generating {args.rows:,} rows x {args.features} features (seeded) ...", flush=True)
     frame = synthetic_frame(args.rows + 60_000, args.features, 2, seed=7)

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = harness.parse(harness.parser(__doc__, repeat=3, quick={"repeat": 1}), argv)
 
     import docker
+
     from tests.conftest import Project
 
     docker_host, base = harness.docker_engine()

@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     from mlbuild.core.fingerprint import package_version
     from mlbuild.images import docker as image
     from mlbuild.settings import wheel_cache_dir
-    from tasks.image import IMAGE_PACKAGES
+    from mlbuild.tasks.image import FILES, SERVING_PACKAGES
+    from tasks.release import Release
+
+    packages = (*SERVING_PACKAGES, *Release.inference_packages)
 
     os.environ["DOCKER_HOST"], base = harness.docker_engine()
     client = image.engine()
@@ -51,22 +54,22 @@ def main(argv: list[str] | None = None) -> int:
         context = Path(tmp, "context")
         (context / "app").mkdir(parents=True)
         (context / "model").mkdir()
-        shutil.copyfile(ROOT / "docker/Dockerfile.serve", context / "Dockerfile")
-        shutil.copyfile(ROOT / "docker/serve.py", context / "app/serve.py")
+        shutil.copyfile(FILES / "Dockerfile.serve", context / "Dockerfile")
+        shutil.copyfile(FILES / "serve.py", context / "app/serve.py")
         shutil.copyfile(ROOT / "tasks/inference.py", context / "app/inference.py")
         models = [Path(tmp, "model-a.txt"), Path(tmp, "model-b.txt")]
         train_model(models[0], 50)
         train_model(models[1], 60)
 
         wheels_time, _ = harness.timed(
-            image.download_wheels, [f"{p}=={package_version(p)}" for p in IMAGE_PACKAGES],
+            image.download_wheels, [f"{p}=={package_version(p)}" for p in packages],
             context / "wheels", wheel_cache_dir())
 
         def build(model: Path, tag: str, cold: bool = False) -> float:
             shutil.copyfile(model, context / "model" / "model.txt")
             seconds, _ = harness.timed(
                 image.build, context, f"{repo}:{tag}",
-                buildargs={"BASE": base, "MODEL_SHA256": tag}, labels={"bench": "1"},
+                buildargs={"BASE": base, "MODEL_SHA256": tag, "MODEL_FILE": "model.txt"}, labels={"bench": "1"},
                 base=base, no_cache=cold)
             return seconds
 

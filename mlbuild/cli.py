@@ -272,6 +272,9 @@ def _gc(args, extra: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The project's module is found in the folder mlbuild runs in, as `python -m` finds it.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     args, extra = _parser().parse_known_args(argv)
     if extra and args.command in ("models", "gc", "accuracy", "ci"):
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
