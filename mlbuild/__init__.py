@@ -6,14 +6,17 @@ from mlbuild.errors import (
     BuildError,
     ConfigError,
     DataError,
-    GateFailed,
+    GateFailedError,
     ImageError,
     IntegrityError,
     MissingError,
     MlbuildError,
+    ObjectMissingError,
     StoreError,
-    TestsFailed,
+    StoreIntegrityError,
+    TestsFailedError,
 )
+from mlbuild.errors import deprecated_alias as _deprecated_alias
 from mlbuild.store import LocalCache, ObjectInfo, Store, open_store
 
 # Registers the AWS Batch executor, which BuildTask consults through mlbuild.core.execution.
@@ -25,15 +28,22 @@ __all__ = [
     "BuildTask",
     "ConfigError",
     "DataError",
-    "GateFailed",
+    "GateFailedError",
     "ImageError",
     "IntegrityError",
     "LocalCache",
     "MissingError",
     "MlbuildError",
     "ObjectInfo",
+    "ObjectMissingError",
     "Store",
     "StoreError",
-    "TestsFailed",
+    "StoreIntegrityError",
+    "TestsFailedError",
     "open_store",
 ]
+
+
+def __getattr__(name: str):
+    # GateFailed and TestsFailed: the old names, importable with a DeprecationWarning.
+    return _deprecated_alias(__name__, name)

@@ -65,7 +65,7 @@ def code_digest(module: str) -> str:
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         raise BuildError(
             f"Cannot fingerprint the code of module {module!r}: no Python source was found for "
-            "it. Hint: list only importable pure-Python modules in a task's code_modules."
+            "it.", hint="list only importable pure-Python modules in a task's code_modules."
         )
     with open(spec.origin, encoding="utf-8") as f:
         tree = ast.parse(f.read(), filename=spec.origin)
@@ -80,8 +80,8 @@ def package_version(name: str) -> str:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError as exc:
         raise ConfigError(
-            f"A task declares the package {name!r}, which is not installed. "
-            "Hint: install it, or remove it from the task's `packages`."
+            f"A task declares the package {name!r}, which is not installed.",
+            hint="install it, or remove it from the task's `packages`.",
         ) from exc
 
 
