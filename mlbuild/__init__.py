@@ -5,7 +5,6 @@ they offer to each other and to advanced use. The release tasks and the configur
 sections load on first use, so that a worker of plain BuildTasks never imports them.
 """
 
-
 import importlib
 
 from mlbuild.core.task import BuildTask
@@ -14,14 +13,17 @@ from mlbuild.errors import (
     BuildError,
     ConfigError,
     DataError,
-    GateFailed,
+    GateFailedError,
     ImageError,
     IntegrityError,
     MissingError,
     MlbuildError,
+    ObjectMissingError,
     StoreError,
-    TestsFailed,
+    StoreIntegrityError,
+    TestsFailedError,
 )
+from mlbuild.errors import deprecated_alias as _deprecated_alias
 from mlbuild.store import LocalCache, ObjectInfo, Store, open_store
 
 # Registers the AWS Batch executor, which BuildTask consults through mlbuild.core.execution.
@@ -42,7 +44,8 @@ _RENAMED = {"validate_schema": "validate"}
 
 def __getattr__(name: str):
     if name not in _LAZY:
-        raise AttributeError(f"module 'mlbuild' has no attribute {name!r}")
+        # GateFailed and TestsFailed: the old names, importable with a DeprecationWarning.
+        return _deprecated_alias(__name__, name)
     value = getattr(importlib.import_module(_LAZY[name]), _RENAMED.get(name, name))
     globals()[name] = value
     return value
@@ -63,7 +66,7 @@ __all__ = [
     "DataError",
     "EvaluateAccuracy",
     "FullPipeline",
-    "GateFailed",
+    "GateFailedError",
     "GatesConfig",
     "ImageConfig",
     "ImageError",
@@ -72,6 +75,7 @@ __all__ = [
     "MissingError",
     "MlbuildError",
     "ObjectInfo",
+    "ObjectMissingError",
     "PublishConfig",
     "PublishModel",
     "PushImage",
@@ -81,7 +85,8 @@ __all__ = [
     "Section",
     "Store",
     "StoreError",
-    "TestsFailed",
+    "StoreIntegrityError",
+    "TestsFailedError",
     "TiersConfig",
     "evaluate_released",
     "load_config",

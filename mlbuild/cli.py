@@ -123,7 +123,7 @@ def _run(args, extra: list[str]) -> int:
         outcome = run_task(task, workers=args.workers, verbose=args.verbose, console=console)
     for failure in outcome.failures:
         console.print(f"[red]✗ {failure.task}[/] ({failure.kind})", markup=True)
-        console.print(failure.traceback or failure.message, markup=False, soft_wrap=True)
+        console.print(failure.traceback or failure.text, markup=False, soft_wrap=True)
     colour = "green" if outcome.exit_code == 0 else "red"
     console.print(f"[{colour}]{outcome.summary}; exit code {outcome.exit_code}[/]", soft_wrap=True)
     return outcome.exit_code
@@ -217,7 +217,7 @@ def _batch(args, extra: list[str]) -> int:
         if missing:
             first = " ".join([missing[0].task_family, *batch.command_line_args(missing[0])])
             raise MissingError(f"{task} needs {', '.join(map(str, missing))}, not in the store "
-                               f"yet. Hint: run them first (`mlbuild run {first}`), or let a "
+                               "yet.", hint=f"run them first (`mlbuild run {first}`), or let a "
                                "worker submit it (`[batch] tasks`).")
         batch.run_on_batch(task)
         print(f"{task}: built by AWS Batch job {batch.job_name(task)}: {batch.manifest_url(task)}")
@@ -283,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args, extra)
     except MlbuildError as exc:
-        print(f"mlbuild: {exc.kind}: {exc}", file=sys.stderr)
+        print(f"mlbuild: {exc.kind}: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"Hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("mlbuild: interrupted", file=sys.stderr)

@@ -55,8 +55,8 @@ def read_toml(path: Path) -> dict:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(
-            f"The configuration file {path} does not exist. Hint: run from the project's "
-            "root folder, or set its path in luigi.cfg."
+            f"The configuration file {path} does not exist.",
+            hint="run from the project's root folder, or set its path in luigi.cfg.",
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc

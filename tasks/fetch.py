@@ -48,7 +48,7 @@ class FetchData(BuildTask):
         if not sources.is_uri(data.source):
             raise ConfigError(f"data.source = {data.source!r} in the pipeline config is not a "
                               "known source.", hint=f"use one of {', '.join(BUILTINS)}, "
-                              "file://path, https://url or s3://bucket/key")
+                              "file://path, https://url or s3://bucket/key.")
         return {data.source: data.sha256 or sources.version(data.source)}
 
     def build(self, inputs, outputs):

@@ -33,7 +33,7 @@ class SplitData(BuildTask):
             raise DataError(
                 f"Cannot split the data {fraction:.0%} test, stratified by {label!r}: {exc}.",
                 hint="every class needs at least 2 rows, and the test part at least one row "
-                     "per class; change split.test_fraction or add data") from exc
+                     "per class; change split.test_fraction or add data.") from exc
         train.sort_index().to_csv(outputs["train"], index=False)
         test.sort_index().to_csv(outputs["test"], index=False)
         return {"train_rows": len(train), "test_rows": len(test)}

@@ -25,6 +25,7 @@ from mlbuild.accuracy.gates import (
 )
 from mlbuild.accuracy.metrics import METRICS, Kind, Predictions
 from mlbuild.config import Section
+from mlbuild.errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -122,7 +123,7 @@ def plan_sample(tiers: TiersConfig, gates: GatesConfig | None = None,
     need the whole split); the plan says what each slice needs and warns when a slice
     falls under ``min_rows`` in the sample. ``slice_shares`` maps ``by`` to the shares of
     its values (for ``class``, the label shares of the split). ``strict``: an accuracy
-    limit at or above ``expected`` is a ValueError, not a note (for a plan asked for).
+    limit at or above ``expected`` is a ConfigError (a ValueError), not a note (for a plan asked for).
     """
     from mlbuild.accuracy import power
 
@@ -138,10 +139,11 @@ def plan_sample(tiers: TiersConfig, gates: GatesConfig | None = None,
                         f"expected - drop = {accuracy[0].limit:.4g}.")
     for gate in accuracy:
         if expected <= gate.limit and strict:
-            raise ValueError(f"the expected accuracy {expected} does not exceed the limit "
-                             f"{gate.limit}: a model at expected would fail that gate at least "
-                             "half the time, at any sample size. Hint: lower the limit, or set "
-                             "the expected accuracy the model really has.")
+            raise ConfigError(f"the expected accuracy {expected} does not exceed the limit "
+                              f"{gate.limit}: a model at expected would fail that gate at least "
+                              "half the time, at any sample size.",
+                              hint="lower the limit, or set the expected accuracy the model "
+                                   "really has.")
         if expected <= gate.limit:
             unsized.append(Requirement(gate.name, None, f"the expected {expected} does not "
                                        "exceed the limit: a model at expected fails it at least "

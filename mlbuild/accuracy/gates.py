@@ -209,15 +209,15 @@ class ThresholdGate:
 
     def check(self, p: Predictions) -> GateResult:
         if len(p) == 0:
-            raise DataError(f"The gate {self.name} has no rows to judge. Hint: check that the "
-                            "test data is not empty.")
+            raise DataError(f"The gate {self.name} has no rows to judge.",
+                            hint="check that the test data is not empty.")
         if self.spec.needs_proba and p.proba is None:
             raise ConfigError(f"The gate {self.name} needs class probabilities, but the model "
-                              "gave none. Hint: gate a metric of its predictions instead.")
+                              "gave none.", hint="gate a metric of its predictions instead.")
         if self.metric == "auc" and p.proba.shape[1] != 2:
             raise ConfigError(f"The gate {self.name} needs a binary classifier; this one has "
-                              f"{p.proba.shape[1]} classes. Hint: gate macro_f1 or "
-                              "balanced_accuracy instead.")
+                              f"{p.proba.shape[1]} classes.",
+                              hint="gate macro_f1 or balanced_accuracy instead.")
         estimate = self.spec.compute(p.y_true, p.y_pred, p.proba)
         if self.spec.uncertainty == "proportion":
             return self._proportion(p, estimate)

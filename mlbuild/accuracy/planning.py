@@ -30,9 +30,9 @@ def _read(path: Path | None) -> dict:
     if path is None:
         return read_toml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
     if not path.exists():
-        raise ConfigError(f"The pipeline config {path} does not exist. Hint: give the path of "
-                          "your pipeline.toml, or leave --pipeline-config out to plan from the "
-                          "flags alone.")
+        raise ConfigError(f"The pipeline config {path} does not exist.",
+                          hint="give the path of your pipeline.toml, or leave --pipeline-config "
+                               "out to plan from the flags alone.")
     return read_toml(path)
 
 
@@ -66,5 +66,7 @@ def plan_from_config(path: str | None, *, expected: float | None = None, limit: 
     shares = {"class": {str(i): 1 / k for i in range(k)}} if k else None
     try:
         return plan_sample(sections.accuracy, sections.gates, None, shares, strict=True)
+    except ConfigError as exc:
+        raise ConfigError(f"Cannot plan: {exc.message}", hint=exc.hint) from None
     except ValueError as exc:
         raise ConfigError(f"Cannot plan: {exc}") from None

@@ -42,14 +42,14 @@ def project_task(module: str, task: str, args: list[str]) -> Iterator[luigi.Task
         __import__(module)
     except ImportError as exc:
         raise ConfigError(
-            f"Cannot import the project module {module!r}: {exc}. Hint: run from the project's "
-            "root folder, or name the module with --module."
+            f"Cannot import the project module {module!r}: {exc}.",
+            hint="run from the project's root folder, or name the module with --module.",
         ) from exc
     try:
         with CmdlineParser.global_instance([task, *args], allow_override=True) as parser:
             yield parser.get_task_obj()
     except TaskClassException as exc:
-        raise ConfigError(f"{exc}. Hint: `mlbuild status` lists the tasks.") from None
+        raise ConfigError(f"{exc}.", hint="`mlbuild status` lists the tasks.") from None
 
 
 class _CapturingFactory(luigi.interface._WorkerSchedulerFactory):

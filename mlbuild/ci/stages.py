@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from mlbuild.errors import ConfigError, MlbuildError, TestsFailed
+from mlbuild.errors import ConfigError, MlbuildError, TestsFailedError
 from mlbuild.settings import reports_dir
 
 TESTS = "tests:"
@@ -65,7 +65,7 @@ def run_tests(name: str, path: str, extra: list[str]) -> StageResult:
                "-o", f"junit_suite_name={name}", *extra]
     code = subprocess.run(command, check=False).returncode
     # pytest: 0 passed, 1 some failed, 5 none collected; anything else is a crash.
-    exit_code = {0: 0, 1: TestsFailed.exit_code, 5: TestsFailed.exit_code}.get(
+    exit_code = {0: 0, 1: TestsFailedError.exit_code, 5: TestsFailedError.exit_code}.get(
         code, MlbuildError.exit_code)
     verdict = {0: "passed", 1: "tests failed", 5: "no tests were collected"}.get(
         code, f"pytest crashed (exit {code})")
@@ -81,7 +81,7 @@ def _task_junit(name: str, outcome, gate_report: Path | None) -> Path:
         counts["tests"] += 1
         if state == "failed":
             failure = failures.get(task)
-            message = failure.message if failure else "failed"
+            message = failure.text if failure else "failed"
             ET.SubElement(case, "failure", message=message.splitlines()[0][:500],
                           type=failure.kind if failure else "failure").text = message
             counts["failures"] += 1
@@ -131,7 +131,7 @@ def run_task_stage(name: str, module: str, family: str, extra: list[str],
         outcome = run_task(task, workers=workers, console=console)
         gates = _gate_report(task, started)
     for failure in outcome.failures:
-        console.print(f"✗ {failure.task} ({failure.kind})\n{failure.traceback or failure.message}",
+        console.print(f"✗ {failure.task} ({failure.kind})\n{failure.traceback or failure.text}",
                       markup=False, soft_wrap=True)
     junit = _task_junit(name, outcome, gates)
     return StageResult(name, outcome.exit_code, junit,

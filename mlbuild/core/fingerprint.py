@@ -66,7 +66,7 @@ def code_digest(module: str) -> str:
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         raise BuildError(
             f"Cannot fingerprint the code of module {module!r}: no Python source was found for "
-            "it. Hint: list only importable pure-Python modules in a task's code_modules."
+            "it.", hint="list only importable pure-Python modules in a task's code_modules."
         )
     if spec.submodule_search_locations:  # a package: every module in it
         files = sorted(Path(spec.origin).parent.rglob("*.py"))
@@ -90,8 +90,8 @@ def package_version(name: str) -> str:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError as exc:
         raise ConfigError(
-            f"A task declares the package {name!r}, which is not installed. "
-            "Hint: install it, or remove it from the task's `packages`."
+            f"A task declares the package {name!r}, which is not installed.",
+            hint="install it, or remove it from the task's `packages`.",
         ) from exc
 
 

@@ -97,10 +97,9 @@ def targets(task: luigi.Task) -> dict[str, luigi.Target]:
     if not named or not all(isinstance(t, luigi.Target) for t in named.values()):
         raise BuildError(
             f"{task} is required by a BuildTask, so its output() must be a target, "
-            f"a dict of targets or a list of targets ({SUPPORTED}); got {output!r}. Hint: "
-            "for a task that must only run first, without its outputs counting as inputs, "
-            "return it from the BuildTask's after() instead of requires()."
-        )
+            f"a dict of targets or a list of targets ({SUPPORTED}); got {output!r}.",
+            hint="for a task that must only run first, without its outputs counting as "
+                 "inputs, return it from the BuildTask's after() instead of requires().")
     for key, target in named.items():
         _kind(task, key, target)
     return named
@@ -112,23 +111,20 @@ def _kind(task: luigi.Task, key: str, target: luigi.Target) -> str:
         if isinstance(target, s3.S3FlagTarget):
             raise BuildError(
                 f"Output {key!r} of {task} is an S3FlagTarget ({target.path}), a folder "
-                f"of objects; a BuildTask can take only {SUPPORTED}. Hint: require a task "
-                "whose output() names each object as an S3Target."
-            )
+                f"of objects; a BuildTask can take only {SUPPORTED}.",
+                hint="require a task whose output() names each object as an S3Target.")
         return "s3"
     if isinstance(target, luigi.LocalTarget):
         if os.path.isdir(target.path):
             raise BuildError(
                 f"Output {key!r} of {task} is the folder {target.path}; a BuildTask "
-                f"can take only {SUPPORTED}. Hint: name each file as its own LocalTarget."
-            )
+                f"can take only {SUPPORTED}.", hint="name each file as its own LocalTarget.")
         return "local"
     raise BuildError(
         f"Output {key!r} of {task} is a {type(target).__module__}."
         f"{type(target).__qualname__} ({target}); a BuildTask can only fingerprint "
-        f"{SUPPORTED}. Hint: make the data available as a local file or an S3 object, or "
-        "wrap its producer in a BuildTask."
-    )
+        f"{SUPPORTED}.", hint="make the data available as a local file or an S3 object, or "
+                          "wrap its producer in a BuildTask.")
 
 
 def _s3_location(target) -> tuple[Store, str]:
@@ -139,9 +135,8 @@ def _s3_location(target) -> tuple[Store, str]:
 def _not_made(task: luigi.Task, key: str, where: str) -> MissingError:
     exc = MissingError(
         f"Output {key!r} of {task}, {where}, does not exist, and a BuildTask "
-        f"requires it. Hint: make it (run {task.task_family}, or create the data it names), "
-        "then run again."
-    )
+        "requires it.", hint=f"make it (run {task.task_family}, or create the data it "
+                             "names), then run again.")
     exc.upstream_not_made = True  # BuildTask.complete(): not complete yet, let Luigi run it
     return exc
 
@@ -149,8 +144,7 @@ def _not_made(task: luigi.Task, key: str, where: str) -> MissingError:
 def _unreadable(task: luigi.Task, key: str, path: Path, exc: OSError) -> DataError:
     return DataError(
         f"Cannot read {path.absolute()} (output {key!r} of {task}): "
-        f"{exc.strerror or exc}. Hint: check that the file is readable by this user."
-    )
+        f"{exc.strerror or exc}.", hint="check that the file is readable by this user.")
 
 
 def not_made(exc: BaseException) -> bool:
@@ -198,9 +192,8 @@ def fetch(task: luigi.Task, fingerprinted: Mapping[str, str], cache: LocalCache)
         if expected is None:
             raise IntegrityError(
                 f"Output {key!r} of {task} was not part of the fingerprint "
-                f"(it had {sorted(fingerprinted)}). Hint: its output() must not change while "
-                "a pipeline runs; run again."
-            )
+                f"(it had {sorted(fingerprinted)}).",
+                hint="its output() must not change while a pipeline runs; run again.")
         if _kind(task, key, target) == "s3":
             paths[key] = _fetch_s3(task, key, target, expected, cache, memo)
         else:
@@ -227,9 +220,9 @@ def _fetch_local(task, key: str, path: Path, expected: str, cache: LocalCache) -
         tmp.unlink(missing_ok=True)
         raise IntegrityError(
             f"{path.absolute()} (output {key!r} of {task}) changed after it was "
-            f"fingerprinted: its sha256 was {sha256}, it is now {info.sha256}. Hint: do not "
-            "change input files while a pipeline runs; run again to build from the new bytes."
-        )
+            f"fingerprinted: its sha256 was {sha256}, it is now {info.sha256}.",
+            hint="do not change input files while a pipeline runs; run again to build from "
+                 "the new bytes.")
     return cache.adopt(tmp, sha256)
 
 
@@ -335,8 +328,7 @@ def luigi_target(store: Store, key: str) -> luigi.Target:
 
         return S3Target(store.url(key), client=_s3_client(store))
     raise BuildError(  # pragma: no cover - open_store knows only these two
-        f"No Luigi target type for store {store.uri}. Hint: use a folder or s3:// store."
-    )
+        f"No Luigi target type for store {store.uri}.", hint="use a folder or s3:// store.")
 
 
 _S3_CLIENTS: dict[str, Any] = {}

@@ -53,8 +53,8 @@ class Manifest:
             return cls(**raw)
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(
-                f"The manifest {where} cannot be read ({exc}). Hint: delete it so that its "
-                "task runs again."
+                f"The manifest {where} cannot be read ({exc}).",
+                hint="delete it so that its task runs again.",
             ) from exc
 
 

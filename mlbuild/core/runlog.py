@@ -27,6 +27,12 @@ class Failure:
     exit_code: int
     message: str
     traceback: str = ""  # only for unexpected (non-mlbuild) errors
+    hint: str = ""  # what to do, when the error says
+
+    @property
+    def text(self) -> str:
+        """The message, and the hint on a line of its own."""
+        return f"{self.message}\nHint: {self.hint}" if self.hint else self.message
 
 
 def record_failure(task: str, exc: BaseException) -> None:
@@ -38,8 +44,9 @@ def record_failure(task: str, exc: BaseException) -> None:
         task=task,
         kind=type(exc).__name__,
         exit_code=exc.exit_code if known else MlbuildError.exit_code,
-        message=str(exc) if known else f"{type(exc).__name__}: {exc}",
+        message=exc.message if known else f"{type(exc).__name__}: {exc}",
         traceback="" if known else "".join(tb.format_exception(exc)),
+        hint=(exc.hint or "") if known else "",
     )
     folder = Path(run_dir, "failures")
     folder.mkdir(parents=True, exist_ok=True)

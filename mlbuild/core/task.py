@@ -169,9 +169,8 @@ class BuildTask(luigi.Task):
             raise BuildError(
                 f"{self.task_family}.requires() must return a dict of name -> task "
                 f"(a BuildTask or a plain Luigi task), got {required!r}, so that every "
-                "upstream result is named and fingerprinted. Hint: return "
-                "{\"name\": Task(...)} and read inputs[\"name\"] in build()."
-            )
+                "upstream result is named and fingerprinted.",
+                hint='return {"name": Task(...)} and read inputs["name"] in build().')
         return dict(required)
 
     def fingerprint_inputs(self) -> dict[str, Any]:
@@ -250,8 +249,7 @@ class BuildTask(luigi.Task):
         if manifest.fingerprint != self.fingerprint:
             raise BuildError(
                 f"{self.store.url(key)} records fingerprint {manifest.fingerprint}, not "
-                f"{self.fingerprint}. Hint: the store was edited by hand; delete that folder."
-            )
+                f"{self.fingerprint}.", hint="the store was edited by hand; delete that folder.")
         return manifest
 
     def fetch_outputs(self, cache: LocalCache | None = None) -> dict[str, Path]:

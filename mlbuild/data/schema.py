@@ -124,4 +124,4 @@ def validate(frame, schema: SchemaConfig, where: str) -> None:
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems)
         raise DataError(f"{where} breaks the schema in {len(problems)} way(s):\n{listed}",
-                        hint="fix the data, or the [schema] section if the data is right")
+                        hint="fix the data, or the [schema] section if the data is right.")

@@ -32,7 +32,7 @@ def version(source: str) -> str:
         path = _local_path(source)
         if not path.is_file():
             raise MissingError(f"data.source {source} does not exist (looked for "
-                               f"{path.resolve()}).", hint="check the path in the config")
+                               f"{path.resolve()}).", hint="check the path in the config.")
         return file_digest(path).sha256
     if source.startswith("s3://"):
         store, key = locate(source)
@@ -40,7 +40,7 @@ def version(source: str) -> str:
     if source.startswith(("https://", "http://")):
         return _url_version(source)
     raise ConfigError(f"data.source = {source!r} is not a URI mlbuild can fetch.",
-                      hint="use file://path, https://url or s3://bucket/key")
+                      hint="use file://path, https://url or s3://bucket/key.")
 
 
 def _url_version(url: str) -> str:
@@ -50,11 +50,11 @@ def _url_version(url: str) -> str:
             headers = response.headers
     except (urllib.error.URLError, OSError) as exc:
         raise MissingError(f"Cannot reach data.source {url}: {exc}.",
-                           hint="check the URL") from exc
+                           hint="check the URL.") from exc
     found = headers.get("ETag") or headers.get("Last-Modified")
     if not found:
         raise ConfigError(f"data.source {url} sends neither ETag nor Last-Modified, so a "
-                          "change could not be noticed.", hint="pin data.sha256 in the config")
+                          "change could not be noticed.", hint="pin data.sha256 in the config.")
     return f"{found};{headers.get('Content-Length', '')}"
 
 
@@ -89,4 +89,4 @@ def check_pin(source: str, sha256: str, pinned: str | None) -> None:
         raise IntegrityError(
             f"data.source {source} has sha256 {sha256}, but data.sha256 pins {pinned}. The "
             "data changed, or the pin is wrong.",
-            hint="check the source; if the change is intended, update data.sha256 in the config")
+            hint="check the source; if the change is intended, update data.sha256 in the config.")

@@ -4,8 +4,11 @@
   by requirement set) into the build context; the build runs with no network.
 * No credential reaches an image: builds get no credentials in build arguments, labels or
   files; registry logins go to the push call only.
-* Engine, build, container and registry failures become :class:`~mlbuild.errors.ImageError`
-  with what failed and what to do.
+* This is the one module of mlbuild that imports the ``docker`` package (an import-linter
+  contract keeps it so). Every Docker SDK error (``docker.errors``), every connection error
+  of its HTTP client (``requests``) and every AWS error of an ECR login (through
+  :mod:`mlbuild.aws`) becomes an :class:`~mlbuild.errors.ImageError` with what failed and
+  a hint: :func:`_engine_errors` is the one place that maps them.
 """
 
 from __future__ import annotations
@@ -20,13 +23,20 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlbuild import aws
 from mlbuild.errors import ImageError
 
 log = logging.getLogger("mlbuild")
 TIMEOUT = 900
+BUILD_LOG_TAIL = 20  # log lines a build failure quotes
+ENGINE_HINT = ("start it (`make services` starts one here) or point DOCKER_HOST at a running "
+               "engine.")
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json, "
     "application/vnd.oci.image.manifest.v1+json, "
@@ -35,20 +45,88 @@ MANIFEST_TYPES = (
 )
 
 
+def _where() -> str:
+    return os.environ.get("DOCKER_HOST") or "the default socket"
+
+
+def _tail(lines) -> str:
+    lines = [line for line in lines if line]
+    return "".join(f"\n  {line}" for line in lines)
+
+
+def _docker_error(exc: Exception, action: str, image: str | None,
+                  hint: str | None) -> ImageError | None:
+    """The ImageError for an error of the Docker SDK or its HTTP client, else None."""
+    import docker
+    import requests
+
+    if isinstance(exc, docker.errors.ImageNotFound):
+        what = f"the image {image}" if image else "the image"
+        return ImageError(f"Cannot {action}: {what} is not in the Docker engine at {_where()} "
+                          f"({exc.explanation or exc}).",
+                          hint=hint or "build it first (`mlbuild run BuildImage`), or check "
+                                       "the tag.")
+    if isinstance(exc, docker.errors.BuildError):
+        log_lines = [str(c.get("stream") or c.get("error") or "").rstrip()
+                     for c in exc.build_log or () if isinstance(c, dict)]
+        return ImageError(f"The image build failed to {action}: {exc.msg}."
+                          + (f" Its last log lines:{_tail(log_lines[-BUILD_LOG_TAIL:])}"
+                             if log_lines else ""),
+                          hint=hint or "fix the step named above, then run again.")
+    if isinstance(exc, docker.errors.APIError):
+        status = exc.status_code
+        detail = exc.explanation or str(exc)
+        if status in (401, 403) or "unauthorized" in str(detail).lower():
+            return ImageError(f"Cannot {action}: access denied ({status}): {detail}.",
+                              hint=hint or "log in to the registry with credentials that may "
+                                           "push there (for ECR, AWS credentials that may call "
+                                           "ecr:GetAuthorizationToken).")
+        if status == 404:
+            return ImageError(f"Cannot {action}: not found: {detail}.",
+                              hint=hint or "check the image, tag or container name.")
+        return ImageError(f"The Docker engine at {_where()} refused to {action}: {detail}.",
+                          hint=hint or "see the engine's message above; `docker info` shows "
+                                       "its state (disk, daemon errors).")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return ImageError(f"The Docker engine at {_where()} did not answer in time to {action}: "
+                          f"{exc}.", hint=hint or "check that the engine is not overloaded or "
+                                              "hung (`docker info`), then run again.")
+    if isinstance(exc, requests.exceptions.RequestException):
+        return ImageError(f"Cannot reach the Docker engine at {_where()} to {action}: {exc}.",
+                          hint=ENGINE_HINT)
+    if isinstance(exc, docker.errors.DockerException):
+        return ImageError(f"Cannot {action}: {exc}.", hint=hint)
+    return None
+
+
+@contextmanager
+def _engine_errors(action: str, image: str | None = None,
+                   hint: str | None = None) -> Iterator[None]:
+    """Raise any Docker SDK or connection error in the block as an ImageError that says it
+    could not ``action`` (``hint`` replaces the usual remedy, where one applies)."""
+    try:
+        yield
+    except ImageError:
+        raise
+    except Exception as exc:
+        mapped = _docker_error(exc, action, image, hint)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
 def engine():
     """A client of the Docker engine at DOCKER_HOST (or the default socket), checked alive."""
     import docker
+    import requests
 
-    where = os.environ.get("DOCKER_HOST") or "the default socket"
     try:
         client = docker.from_env(timeout=TIMEOUT)
         client.ping()
         return client
-    except docker.errors.DockerException as exc:
-        raise ImageError(
-            f"Cannot reach the Docker engine at {where}: {exc}. Hint: start it (`make services` "
-            "starts one here) or point DOCKER_HOST at a running engine."
-        ) from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise ImageError(f"Cannot reach the Docker engine at {_where()}: {exc}.",
+                         hint=ENGINE_HINT) from exc
 
 
 def wheel_platform() -> str:
@@ -80,8 +158,9 @@ def download_wheels(requirements: list[str], dest: Path, cache: Path,
         if result.returncode != 0:
             raise ImageError(
                 f"Cannot download the wheels the image needs ({', '.join(requirements)}): "
-                f"{result.stderr.strip()[-800:]}. Hint: the host needs to reach the package "
-                "index once; later builds use the cache in " + str(cache) + "."
+                f"{result.stderr.strip()[-800:]}.",
+                hint=f"the host needs to reach the package index once; later builds use the "
+                     f"cache in {cache}.",
             )
         (folder / ".complete").write_text("\n".join(requirements) + "\n")
     dest.mkdir(parents=True, exist_ok=True)
@@ -92,53 +171,70 @@ def download_wheels(requirements: list[str], dest: Path, cache: Path,
 
 def _missing_base(base: str, detail: str) -> ImageError:
     return ImageError(
-        f"The base image {base!r} is not in the engine and cannot be pulled: {detail}. Hint: "
-        "pull or build it first (`make services` builds the local base), or set another "
-        "base (MLBUILD_IMAGE_BASE or [image] base)."
+        f"The base image {base!r} is not in the engine and cannot be pulled: {detail}.",
+        hint="pull or build it first (`make services` builds the local base), or set another "
+             "base (MLBUILD_IMAGE_BASE or [image] base).",
     )
 
 
-def _build_error(line: str, base: str) -> ImageError:
+def _build_error(line: str, base: str, tail=()) -> ImageError:
     lowered = line.lower()
     if "no space left" in lowered:
-        return ImageError(f"The image build ran out of disk: {line}. Hint: free space in the "
-                          "engine's data root (`docker system prune`), then run again.")
+        return ImageError(f"The image build ran out of disk: {line}.",
+                          hint="free space in the engine's data root (`docker system prune`), "
+                               "then run again.")
     if base and ("pull access denied" in lowered or "manifest unknown" in lowered
                  or "no such image" in lowered):
         return _missing_base(base, line)
-    return ImageError(f"The image build failed: {line}")
+    lines = list(tail)
+    return ImageError(f"The image build failed: {line}"
+                      + (f"\nIts last {len(lines)} log line(s):{_tail(lines)}" if lines else ""),
+                      hint="fix the step the log names (the Dockerfile, or a wheel missing "
+                           "from the hermetic context), then run again.")
 
 
 def build(context: Path, tag: str, *, buildargs: dict[str, str], labels: dict[str, str],
           base: str = "", no_cache: bool = False) -> str:
     """Build ``context`` (its Dockerfile) with no network; return the image ID.
 
-    ``no_cache`` rebuilds every layer (a cold build), as ``docker build --no-cache``.
+    ``no_cache`` rebuilds every layer (a cold build), as ``docker build --no-cache``. A
+    failed build is an ImageError that quotes the build's last log lines.
     """
     import docker
+    import requests
 
     client = engine()
-    if base:
-        try:
-            client.images.get(base)
-        except docker.errors.ImageNotFound:
-            try:
-                client.images.pull(base)
-            except docker.errors.DockerException as exc:
-                raise _missing_base(base, str(exc)) from exc
+    tail: deque[str] = deque(maxlen=BUILD_LOG_TAIL)
     try:
-        stream = client.api.build(path=str(context), tag=tag, buildargs=buildargs, labels=labels,
-                                  rm=True, forcerm=True, network_mode="none", pull=False,
-                                  nocache=no_cache, decode=True)
-        for chunk in stream:
-            if "error" in chunk:
-                raise _build_error(chunk["error"].strip(), base)
-            text = chunk.get("stream", "").strip()
-            if text.startswith("Step "):
-                log.info("image %s: %s", tag, text)
-        return client.images.get(tag).id
-    except docker.errors.DockerException as exc:
-        raise _build_error(str(exc), base) from exc
+        with _engine_errors(f"build {tag}", tag):
+            if base:
+                try:
+                    client.images.get(base)
+                except docker.errors.ImageNotFound:
+                    try:
+                        client.images.pull(base)
+                    except docker.errors.DockerException as exc:
+                        raise _missing_base(base, str(exc)) from exc
+            stream = client.api.build(path=str(context), tag=tag, buildargs=buildargs,
+                                      labels=labels, rm=True, forcerm=True, network_mode="none",
+                                      pull=False, nocache=no_cache, decode=True)
+            try:
+                for chunk in stream:
+                    if "error" in chunk:
+                        raise _build_error(chunk["error"].strip(), base, tail)
+                    text = chunk.get("stream", "").strip()
+                    tail.extend(line for line in text.splitlines() if line.strip())
+                    if text.startswith("Step "):
+                        log.info("image %s: %s", tag, text)
+            except (docker.errors.APIError, docker.errors.BuildError) as exc:
+                raise _build_error(str(exc), base, tail) from exc
+            except requests.exceptions.RequestException as exc:
+                raise ImageError(
+                    f"The Docker engine at {_where()} stopped answering while building {tag}: "
+                    f"{exc}." + (f"\nThe build's last log lines:{_tail(tail)}" if tail else ""),
+                    hint=f"check that the engine is running (`docker info`); a build takes at "
+                         f"most {TIMEOUT} s per answer. Then run again.") from exc
+            return client.images.get(tag).id
     finally:
         client.close()
 
@@ -149,9 +245,11 @@ def image_id(tag: str) -> str | None:
 
     client = engine()
     try:
-        return client.images.get(tag).id
-    except docker.errors.ImageNotFound:
-        return None
+        with _engine_errors(f"look up the image {tag}", tag):
+            try:
+                return client.images.get(tag).id
+            except docker.errors.ImageNotFound:
+                return None
     finally:
         client.close()
 
@@ -165,36 +263,64 @@ class ContainerResult:
 def run(image: str, command: list[str], volumes: dict[str, dict[str, str]],
         timeout: float = 600) -> ContainerResult:
     """Run ``command`` in a container of ``image`` with no network; wait; remove it."""
-    import docker
+    import requests
 
     client = engine()
     container = None
+    action = f"run {' '.join(command)} in {image}"
     try:
-        container = client.containers.run(image, command, volumes=volumes, network_mode="none",
-                                          detach=True)
-        status = container.wait(timeout=timeout)
-        logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
-        return ContainerResult(int(status.get("StatusCode", 1)), logs)
-    except docker.errors.DockerException as exc:
-        raise ImageError(f"Cannot run {' '.join(command)} in {image}: {exc}.") from exc
+        with _engine_errors(action, image):
+            container = client.containers.run(image, command, volumes=volumes,
+                                              network_mode="none", detach=True)
+            try:
+                status = container.wait(timeout=timeout)
+            except requests.exceptions.ReadTimeout as exc:
+                raise ImageError(f"{action} did not end within {timeout:g} s.",
+                                 hint="look for a hang in its log, or give it longer.") from exc
+            logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
+            return ContainerResult(int(status.get("StatusCode", 1)), logs)
     finally:
         if container is not None:
-            container.remove(force=True)
+            _remove(container)
         client.close()
+
+
+def _remove(container) -> None:
+    """Remove a finished container; a failure is logged, never hides the run's own result."""
+    try:
+        container.remove(force=True)
+    except Exception as exc:  # noqa: BLE001 - the container is garbage; the result matters
+        log.warning("could not remove container %s: %s", container.id, exc)
 
 
 def is_ecr(registry: str) -> bool:
     return ".dkr.ecr." in registry and registry.endswith(".amazonaws.com")
 
 
+def _ecr(registry: str):
+    """An ECR client of the registry's region (credentials from the AWS chain)."""
+    region = registry.split(".dkr.ecr.")[1].split(".")[0]
+    return aws.client("ecr", region=region, error=ImageError, label="ECR")
+
+
+def _ecr_call(registry: str, action: str, resource: str) -> aws.AwsCall:
+    return aws.AwsCall("ECR", action, resource, endpoint=registry)
+
+
+ECR_HINTS = {
+    "denied": "use AWS credentials that may call ecr:GetAuthorizationToken and push to the "
+              "repository (ecr:BatchCheckLayerAvailability, ecr:PutImage, ecr:UploadLayerPart…).",
+    "not_found": "create the repository in ECR ([image] repository names it), or fix the name.",
+}
+
+
 def _ecr_auth(registry: str) -> dict[str, str]:
     """A registry login from the AWS credential chain, for this push only."""
     import base64
 
-    import boto3
-
-    region = registry.split(".dkr.ecr.")[1].split(".")[0]
-    token = boto3.client("ecr", region_name=region).get_authorization_token()
+    with aws.translated(_ecr_call(registry, "get a login token for", registry),
+                        error=ImageError, hints=ECR_HINTS):
+        token = _ecr(registry).get_authorization_token()
     user, password = base64.b64decode(
         token["authorizationData"][0]["authorizationToken"]).decode().split(":", 1)
     return {"username": user, "password": password}
@@ -202,43 +328,60 @@ def _ecr_auth(registry: str) -> dict[str, str]:
 
 def push(local_tag: str, registry: str, repository: str, tag: str) -> str:
     """Push ``local_tag`` as ``registry/repository:tag``; return the manifest digest."""
-    import docker
-
     client = engine()
     remote = f"{registry}/{repository}"
+    reach = ("check that the registry is up and reachable from the engine, and that the "
+             "credentials may push there.")
     try:
-        client.images.get(local_tag).tag(remote, tag)
+        with _engine_errors(f"tag {local_tag} as {remote}:{tag}", local_tag):
+            client.images.get(local_tag).tag(remote, tag)
         auth = _ecr_auth(registry) if is_ecr(registry) else None
         digest = None
-        for chunk in client.images.push(remote, tag, stream=True, decode=True, auth_config=auth):
-            if "error" in chunk:
-                raise ImageError(
-                    f"The registry {registry} refused the push of {remote}:{tag}: "
-                    f"{chunk['error'].strip()}. Hint: check that it is reachable and that "
-                    "the credentials may push there."
-                )
-            digest = chunk.get("aux", {}).get("Digest", digest)
+        with _engine_errors(f"push {remote}:{tag} to {registry}", hint=reach):
+            for chunk in client.images.push(remote, tag, stream=True, decode=True,
+                                            auth_config=auth):
+                if "error" in chunk:
+                    raise _push_refused(registry, f"{remote}:{tag}", chunk["error"].strip())
+                digest = chunk.get("aux", {}).get("Digest", digest)
         if digest is None:
-            raise ImageError(f"The push of {remote}:{tag} to {registry} reported no digest.")
+            raise ImageError(f"The push of {remote}:{tag} to {registry} reported no digest.",
+                             hint="the registry may not speak the registry API v2; check it.")
         return digest
-    except docker.errors.DockerException as exc:
-        raise ImageError(f"Cannot push {remote}:{tag} to {registry}: {exc}. Hint: check that "
-                         "the registry is up and reachable from the engine.") from exc
     finally:
         client.close()
+
+
+def _push_refused(registry: str, image: str, detail: str) -> ImageError:
+    lowered = detail.lower()
+    if any(w in lowered for w in ("unauthorized", "denied", "authentication required",
+                                  "no basic auth credentials")):
+        hint = ("log in with credentials that may push there (for ECR, AWS credentials that "
+                "may push to the repository).")
+    elif any(w in lowered for w in ("connection refused", "no such host", "timeout",
+                                    "dial tcp", "server gave http response to https client")):
+        hint = ("check that the registry is up and reachable from the engine (a plain-HTTP "
+                "registry must be listed in the engine's insecure-registries).")
+    else:
+        hint = "check that the registry is reachable and that the credentials may push there."
+    return ImageError(f"The registry {registry} refused the push of {image}: {detail}.",
+                      hint=hint)
 
 
 def registry_digest(registry: str, repository: str, tag: str) -> str | None:
     """The digest the registry holds under ``repository:tag`` (registry API v2), or None."""
     if is_ecr(registry):
-        import boto3
-
-        region = registry.split(".dkr.ecr.")[1].split(".")[0]
-        ecr = boto3.client("ecr", region_name=region)
+        ecr = _ecr(registry)
         try:
             images = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-        except ecr.exceptions.ImageNotFoundException:
-            return None
+        except Exception as exc:
+            found = aws.classify(exc)
+            if found is not None and found[1] == "ImageNotFoundException":
+                return None
+            call = _ecr_call(registry, "look up", f"{repository}:{tag}")
+            mapped = aws.translate(exc, call, error=ImageError, hints=ECR_HINTS)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         return images["imageDetails"][0]["imageDigest"]
     scheme = "http" if registry.startswith(("127.", "localhost")) else "https"
     request = urllib.request.Request(f"{scheme}://{registry}/v2/{repository}/manifests/{tag}",
@@ -249,18 +392,21 @@ def registry_digest(registry: str, repository: str, tag: str) -> str | None:
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
-        raise ImageError(f"The registry {registry} answered {exc.code} for {repository}:{tag}.") \
-            from exc
+        hint = ("log in with credentials that may read the repository." if exc.code in (401, 403)
+                else "check the registry's state; it may be starting or overloaded.")
+        raise ImageError(f"The registry {registry} answered {exc.code} for {repository}:{tag}.",
+                         hint=hint) from exc
     except OSError as exc:
-        raise ImageError(f"Cannot reach the registry {registry}: {exc}. Hint: check that it is "
-                         "up, or unset the registry to end the pipeline at AcceptanceTest.") \
-            from exc
+        raise ImageError(f"Cannot reach the registry {registry}: {exc}.",
+                         hint="check that it is up, or unset the registry to end the pipeline "
+                              "at AcceptanceTest.") from exc
 
 
 def labels_of(tag: str) -> dict[str, str]:
     client = engine()
     try:
-        return dict(client.images.get(tag).labels or {})
+        with _engine_errors(f"read the labels of {tag}", tag):
+            return dict(client.images.get(tag).labels or {})
     finally:
         client.close()
 
@@ -268,6 +414,7 @@ def labels_of(tag: str) -> dict[str, str]:
 def describe(tag: str) -> str:
     client = engine()
     try:
-        return json.dumps(client.images.get(tag).attrs, sort_keys=True)
+        with _engine_errors(f"describe {tag}", tag):
+            return json.dumps(client.images.get(tag).attrs, sort_keys=True)
     finally:
         client.close()

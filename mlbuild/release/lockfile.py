@@ -74,8 +74,8 @@ class LockFile:
             models = {name: ModelEntry(**entry) for name, entry in raw["models"].items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(
-                f"{path} is not a valid models.lock ({exc}). Hint: restore it from git, or "
-                "delete it and run the pipeline to write it again."
+                f"{path} is not a valid models.lock ({exc}).",
+                hint="restore it from git, or delete it and run the pipeline to write it again.",
             ) from exc
         return cls(models)
 
@@ -102,6 +102,6 @@ class LockFile:
         except KeyError:
             known = ", ".join(sorted(self.models)) or "none"
             raise MissingError(
-                f"{path} has no model named {name!r} (it has: {known}). "
-                "Hint: run the pipeline (`make pipeline`) to train and publish it."
+                f"{path} has no model named {name!r} (it has: {known}).",
+                hint="run the pipeline (`make pipeline`) to train and publish it.",
             ) from None

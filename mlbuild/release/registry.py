@@ -44,7 +44,7 @@ def publish_model(
             store.delete(key)
             raise IntegrityError(
                 f"The model file {model_path} has sha256 {stored.sha256}, but {sha256} was "
-                "recorded when it was made. Hint: clear the cache folder and run again."
+                "recorded when it was made.", hint="clear the cache folder and run again."
             )
     entry = ModelEntry(
         uri=store.url(key),

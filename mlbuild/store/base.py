@@ -8,7 +8,10 @@ tasks rely on and ``tests/unit/test_store.py`` checks:
 * writes are atomic: a reader sees the whole object or nothing, never a partial one;
 * ``put_*`` return the sha256 and size of what was written, hashed while it streamed;
 * ``get_*`` verify what they read against an expected sha256 and raise
-  :class:`~mlbuild.errors.IntegrityError` on a mismatch, naming the object;
+  :class:`~mlbuild.errors.StoreIntegrityError` (an ``IntegrityError``) on a mismatch,
+  naming the object;
+* every error a backend raises is a :class:`~mlbuild.errors.StoreError`: a missing key is
+  an :class:`~mlbuild.errors.ObjectMissingError` (also a ``MissingError``);
 * ``exists_many`` answers for many keys at once, so a backend where a request is
   expensive can answer with listings instead of one request per key.
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import luigi
 
-from mlbuild.errors import IntegrityError
+from mlbuild.errors import StoreIntegrityError
 
 CHUNK = 1 << 20
 
@@ -72,10 +75,10 @@ def file_digest(path: str | os.PathLike) -> ObjectInfo:
 
 def check_digest(actual: ObjectInfo, expected_sha256: str | None, where: str) -> None:
     if expected_sha256 is not None and actual.sha256 != expected_sha256:
-        raise IntegrityError(
+        raise StoreIntegrityError(
             f"{where} is corrupt: its sha256 is {actual.sha256} ({actual.size} bytes) but "
-            f"{expected_sha256} was recorded. It was changed or truncated after it was written. "
-            "Hint: delete the object so that the task that made it runs again."
+            f"{expected_sha256} was recorded. It was changed or truncated after it was written.",
+            hint="delete the object so that the task that made it runs again.",
         )
 
 

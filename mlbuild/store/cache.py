@@ -30,8 +30,8 @@ class LocalCache:
             tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(
-                f"Cannot use the cache folder {str(self.root)!r}: {exc.strerror or exc}. Hint: "
-                "set a writable folder with MLBUILD_CACHE or [mlbuild] cache in luigi.cfg."
+                f"Cannot use the cache folder {str(self.root)!r}: {exc.strerror or exc}.",
+                hint="set a writable folder with MLBUILD_CACHE or [mlbuild] cache in luigi.cfg.",
             ) from exc
         return tmp
 

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mlbuild.errors import MissingError, StoreError
+from mlbuild.errors import ObjectMissingError, StoreError
 from mlbuild.store.base import ObjectInfo, StaleWrite, Store, check_digest, copy_hashing
 
 
@@ -27,9 +27,9 @@ class LocalStore(Store):
 
     def _fail(self, action: str, key: str, exc: OSError) -> StoreError:
         return StoreError(
-            f"Cannot {action} {self.url(key)}: {exc.strerror or exc}. "
-            f"Hint: check that the store root {str(self.root)!r} is a writable folder, or set "
-            "another one with MLBUILD_STORE or [mlbuild] store in luigi.cfg."
+            f"Cannot {action} {self.url(key)}: {exc.strerror or exc}.",
+            hint=f"check that the store root {str(self.root)!r} is a writable folder, or set "
+                 "another one with MLBUILD_STORE or [mlbuild] store in luigi.cfg.",
         )
 
     def exists(self, key: str) -> bool:
@@ -81,9 +81,9 @@ class LocalStore(Store):
         try:
             return open(self._path(key), "rb")
         except FileNotFoundError as exc:
-            raise MissingError(
-                f"{self.url(key)} does not exist. Hint: run the task that makes it again "
-                "(`mlbuild status` shows what is missing)."
+            raise ObjectMissingError(
+                f"{self.url(key)} does not exist.",
+                hint="run the task that makes it again (`mlbuild status` shows what is missing).",
             ) from exc
         except OSError as exc:
             raise self._fail("read", key, exc) from exc

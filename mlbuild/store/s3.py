@@ -11,6 +11,9 @@
   is never missed.
 * Endpoint, timeouts, retries and transfer sizes come from ``[mlbuild]`` in luigi.cfg;
   credentials and region from the standard AWS chain. No credential appears in a message.
+* The client comes from :func:`mlbuild.aws.client` and its errors go through the shared
+  map (:mod:`mlbuild.aws.errors`): a missing object is an ``ObjectMissingError``, a
+  corrupt one a ``StoreIntegrityError``, anything else a ``StoreError``.
 """
 
 from __future__ import annotations
@@ -22,15 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mlbuild.errors import IntegrityError, MissingError, StoreError
+from mlbuild import aws
+from mlbuild.errors import ObjectMissingError, StoreError, StoreIntegrityError
 from mlbuild.settings import mlbuild as settings
 from mlbuild.store.base import ObjectInfo, StaleWrite, Store, check_digest
 from mlbuild.store.progress import transfer_progress
 
 LIST_PAGES = 10  # at most 10,000 keys per listing; beyond that, ask key by key
-NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-          "InvalidToken", "ExpiredToken", "AllAccessDisabled", "InvalidClientTokenId"}
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ class S3Store(Store):
         self.uri = uri.rstrip("/")
         self.bucket, _, prefix = self.uri.removeprefix("s3://").partition("/")
         if not self.bucket:
-            raise StoreError(f"Store {uri!r} names no bucket. Expected s3://bucket/prefix.")
+            raise StoreError(f"Store {uri!r} names no bucket.",
+                             hint="name it as s3://bucket/prefix.")
         self.prefix = f"{prefix}/" if prefix else ""
         self.options = options or S3Options.from_settings()
         self.requests = 0  # HTTP requests sent, retries included (for benchmarks)
@@ -131,13 +133,13 @@ class S3Store(Store):
     @property
     def client(self):
         if self._client is None:
-            import boto3
-
-            client = boto3.session.Session().client(
-                "s3", endpoint_url=self.options.endpoint_url or None, config=self.client_config()
-            )
-            client.meta.events.register("before-send.s3", self._count)
-            self._client = client
+            self._client = aws.client(
+                "s3", endpoint_url=self.options.endpoint_url,
+                max_attempts=self.options.max_attempts,
+                connect_timeout=self.options.connect_timeout,
+                read_timeout=self.options.read_timeout,
+                max_pool_connections=max(10, self.options.max_concurrency),
+                on_send=self._count, error=StoreError, label="S3")
         return self._client
 
     def client_config(self):
@@ -146,24 +148,16 @@ class S3Store(Store):
         Public so that other S3 clients for the same store (Luigi's ``S3Client``, which
         ``BuildTask.output()`` hands to plain Luigi tasks) behave as the store does.
         """
-        from botocore.config import Config
-
-        return Config(
-            retries={"max_attempts": self.options.max_attempts, "mode": "standard"},
-            connect_timeout=self.options.connect_timeout,
-            read_timeout=self.options.read_timeout,
-            max_pool_connections=max(10, self.options.max_concurrency),
-        )
+        return aws.client_config(max_attempts=self.options.max_attempts,
+                                 connect_timeout=self.options.connect_timeout,
+                                 read_timeout=self.options.read_timeout,
+                                 max_pool_connections=max(10, self.options.max_concurrency))
 
     def _count(self, **_):
         self.requests += 1
 
     def _transfer_config(self, part_size_mb: int):
-        from boto3.s3.transfer import TransferConfig
-
-        part = part_size_mb * 1024 * 1024
-        return TransferConfig(multipart_threshold=part, multipart_chunksize=part,
-                              max_concurrency=self.options.max_concurrency)
+        return aws.transfer_config(part_size_mb * 1024 * 1024, self.options.max_concurrency)
 
     @property
     def _transfer(self):
@@ -182,58 +176,33 @@ class S3Store(Store):
             raise StoreError(f"Store key {key!r} must be relative and must not contain '..'.")
         return self.prefix + key
 
-    def _error(self, exc: Exception, action: str, key: str | None) -> Exception:
-        """Translate a boto3/botocore error into mlbuild's, naming the object and a remedy."""
-        from botocore import exceptions as bx
-
-        where = self.url(key) if key is not None else self.uri
-        endpoint = self._client.meta.endpoint_url if self._client else "S3"
-        if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
-            return StoreError(
-                f"No AWS credentials were found to {action} {where}. Hint: set AWS_PROFILE, or "
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an IAM role applies."
-            )
-        if isinstance(exc, bx.ClientError):
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", ""))
-            if code == "NoSuchBucket":
-                return StoreError(
-                    f"The bucket {self.bucket!r} does not exist at {endpoint} (while trying to "
-                    f"{action} {where}). Hint: create it, or point [mlbuild] store or "
-                    "MLBUILD_STORE at an existing bucket."
-                )
-            if code in NOT_FOUND:
-                return MissingError(
-                    f"{where} does not exist. Hint: run the task that makes it again "
-                    "(`mlbuild status` shows what is missing)."
-                )
-            if code in DENIED:
-                return StoreError(
-                    f"Access denied ({code}) to {action} {where} at {endpoint}. Hint: check the "
-                    f"credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and that they may {action} "
-                    f"in bucket {self.bucket!r}."
-                )
-            return StoreError(f"S3 at {endpoint} refused to {action} {where}: {code} "
-                              f"{error.get('Message', '')}".rstrip() + ".")
-        if isinstance(exc, bx.EndpointConnectionError | bx.ConnectionError | bx.HTTPClientError):
-            return StoreError(
-                f"Cannot reach S3 at {endpoint} to {action} {where}, after "
-                f"{self.options.max_attempts} attempt(s) with backoff: {exc}. Hint: check that "
-                "the service is up and that the endpoint (AWS_ENDPOINT_URL or [mlbuild] "
-                "s3_endpoint_url) is right; once it is, run again: finished tasks are kept."
-            )
-        if isinstance(exc, bx.BotoCoreError):
-            return StoreError(f"Cannot {action} {where} at {endpoint}: {exc}.")
-        return exc
+    def _hints(self, action: str) -> dict[str, str]:
+        """What to do, in the store's terms, where that says more than the general hint."""
+        return {
+            "no_bucket": "create it, or point [mlbuild] store or MLBUILD_STORE at an existing "
+                         "bucket.",
+            "not_found": "run the task that makes it again (`mlbuild status` shows what is "
+                         "missing).",
+            "denied": "check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and that they may "
+                      f"{action} in bucket {self.bucket!r}.",
+            "throttled": "wait a little and run again (finished tasks are kept), or raise "
+                         "[mlbuild] s3_max_attempts.",
+            "unreachable": "check that the service is up and that the endpoint "
+                           "(AWS_ENDPOINT_URL or [mlbuild] s3_endpoint_url) is right; once it "
+                           "is, run again: finished tasks are kept.",
+        }
 
     def _call(self, action: str, key: str | None, fn, *args, **kwargs):
-        try:
+        """``fn(*args, **kwargs)``, its AWS errors translated by the shared map: a missing
+        object is an ObjectMissingError, any other failure a StoreError."""
+        call = aws.AwsCall(
+            "S3", action, self.url(key) if key is not None else self.uri,
+            endpoint=self._client.meta.endpoint_url if self._client else aws.endpoint_name(
+                self.options.endpoint_url),
+            attempts=self.options.max_attempts, bucket=self.bucket)
+        with aws.translated(call, error=StoreError, errors={"not_found": ObjectMissingError},
+                            hints=self._hints(action)):
             return fn(*args, **kwargs)
-        except Exception as exc:
-            translated = self._error(exc, action, key)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     # ------------------------------------------------------------------ the contract
 
@@ -257,7 +226,7 @@ class S3Store(Store):
             self._call("read", key, self.client.head_object, Bucket=self.bucket,
                        Key=self._object(key))
             return True
-        except MissingError:
+        except ObjectMissingError:
             return False
 
     def _keys(self, prefix: str, max_pages: int | None = None) -> list[str]:
@@ -321,7 +290,7 @@ class S3Store(Store):
 
         ``version`` is what :meth:`version` returned. The request is conditional
         (``If-Match`` on the ETag, and the version id when the bucket keeps versions), so
-        S3 itself refuses an object that changed since: :class:`IntegrityError`. The
+        S3 itself refuses an object that changed since: a StoreIntegrityError. The
         sha256 is computed while the bytes stream to disk.
         """
         fields = dict(part.partition(":")[::2] for part in version.split(";"))
@@ -329,20 +298,16 @@ class S3Store(Store):
         if fields.get("version", "-") != "-":
             request["VersionId"] = fields["version"]
         try:
-            response = self.client.get_object(**request)
-        except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-            if code in ("PreconditionFailed", "412"):
-                raise IntegrityError(
-                    f"{self.url(key)} changed after its version ({version}) was fingerprinted, "
-                    "so the build would read other bytes than those its fingerprint names. "
-                    "Hint: run again once the object has stopped changing; its new version "
-                    "is then fingerprinted and built."
-                ) from exc
-            translated = self._error(exc, "read", key)
-            if translated is exc:
+            response = self._call("read", key, self.client.get_object, **request)
+        except StoreError as exc:
+            if getattr(exc.__cause__, "response", {}).get("Error", {}).get("Code") not in (
+                    "PreconditionFailed", "412"):
                 raise
-            raise translated from exc
+            raise StoreIntegrityError(
+                f"{self.url(key)} changed after its version ({version}) was fingerprinted, "
+                "so the build would read other bytes than those its fingerprint names.",
+                hint="run again once the object has stopped changing; its new version is "
+                     "then fingerprinted and built") from exc.__cause__
         dest = Path(dest)
         tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex}")
         body = response["Body"]

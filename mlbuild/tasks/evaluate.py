@@ -23,7 +23,7 @@ from mlbuild.accuracy import (
     stratified_sample,
     write_reports,
 )
-from mlbuild.errors import GateFailed, MissingError
+from mlbuild.errors import GateFailedError, MissingError
 from mlbuild.release import LockFile, released_model
 from mlbuild.settings import cache_dir, reports_dir
 from mlbuild.store import LocalCache, locate, open_store
@@ -100,12 +100,12 @@ class GatedTask(ReleaseTask):
                 "label": self.label(), "kind": self.kind}
 
     def keep_reports(self, evaluation: Evaluation, folder: Path, what: str) -> None:
-        """Copy the reports to ``report_folder()``; raise GateFailed when a gate failed."""
+        """Copy the reports to ``report_folder()``; raise GateFailedError when a gate failed."""
         archive = self.report_folder()
         shutil.copytree(folder, archive, dirs_exist_ok=True)
         if not evaluation.passed:
             failed = "\n".join(f"  - {r.name}: {r.reason}" for r in evaluation.failures)
-            raise GateFailed(f"{what}{evaluation.summary()}:\n{failed}\n"
+            raise GateFailedError(f"{what}{evaluation.summary()}:\n{failed}\n"
                              f"Reports: {archive}/report.md")
 
 
@@ -157,7 +157,7 @@ class EvaluateAccuracy(GatedTask):
                 f"{lockfile} releases {baseline['uri']}, the model this one must be compared "
                 "with, but it is not in the store.",
                 hint=f"use the store the lock was written for (MLBUILD_STORE), or remove the "
-                     f"model from {lockfile} to start over without a released model") from exc
+                     f"model from {lockfile} to start over without a released model.") from exc
 
     def build(self, inputs, outputs):
         import pandas as pd
@@ -196,7 +196,7 @@ def evaluate_released(task: EvaluateAccuracy, tier: str, folder: Path) -> Evalua
     split = task.test_task()
     if not split.complete():
         raise MissingError(f"The test data for this configuration ({split}) is not in the "
-                           f"store {store.uri}.", hint="run the pipeline first (make pipeline)")
+                           f"store {store.uri}.", hint="run the pipeline first (make pipeline).")
     test = pd.read_csv(split.fetch_outputs(cache)["test"])
     return evaluate_model(task.model_api(), model, test, task.label(), config, task.kind, tier,
                           task.fetch_baseline(baseline) if baseline else None, folder,

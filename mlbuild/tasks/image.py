@@ -124,7 +124,7 @@ class BuildImage(ImageTask):
         if entry.sha256 != trained.sha256:
             raise IntegrityError(
                 f"{publish.lockfile} releases model sha256 {entry.sha256}, but the pipeline "
-                f"trained {trained.sha256}.", hint="run the pipeline again; it rewrites the lock")
+                f"trained {trained.sha256}.", hint="run the pipeline again; it rewrites the lock.")
         model = LocalCache(cache_dir()).fetch(*locate(entry.uri, open_store(self.store.uri)),
                                               entry.sha256)
         context = outputs["image"].parent / "context"

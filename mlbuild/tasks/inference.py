@@ -26,17 +26,17 @@ class Inference:
         if not module:
             raise ConfigError("The release task names no inference module.",
                               hint="set `inference = \"<package>.inference\"` on the project's "
-                                   "ReleaseTask subclass")
+                                   "ReleaseTask subclass.")
         try:
             self.module: ModuleType = importlib.import_module(module)
         except ModuleNotFoundError as exc:
             raise ConfigError(f"The inference module {module!r} cannot be imported: {exc}.",
-                              hint="check ReleaseTask.inference and PYTHONPATH") from exc
+                              hint="check ReleaseTask.inference and PYTHONPATH.") from exc
         if not hasattr(self.module, "load_model") or not (
                 hasattr(self.module, "predict_proba") or hasattr(self.module, "predict")):
             raise ConfigError(f"The inference module {module!r} must define load_model(path) "
                               "and predict_proba(model, frame) or predict(model, frame).",
-                              hint="see mlbuild.tasks.inference for the contract")
+                              hint="see mlbuild.tasks.inference for the contract.")
         self.name = module
 
     @property

@@ -106,7 +106,7 @@ class ReleaseTask(BuildTask):
                 f"{cls.__name__} needs the project's {library_class.__name__} task, and the "
                 f"project {what}.",
                 hint=f"declare exactly one: class {library_class.__name__}({hooks.__name__}, "
-                     f"mlbuild.{library_class.__name__}): pass")
+                     f"mlbuild.{library_class.__name__}): pass.")
         return leaves[0]
 
 

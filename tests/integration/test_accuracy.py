@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from mlbuild.errors import GateFailed
+from mlbuild.errors import GateFailedError
 from tests.conftest import REPO, ok
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def test_a_planted_regression_fails_the_gates_with_exit_8_and_leaves_reports(bui
     lock = built.lock.read_bytes()
     _weaken(built)
     result = built.mlbuild("run", "PublishModel")
-    assert result.returncode == GateFailed.exit_code, result.stderr
+    assert result.returncode == GateFailedError.exit_code, result.stderr
     assert "accuracy gates FAILED" in result.stderr
     assert "not worse than the released model" in result.stderr and "Tango" in result.stderr
     assert built.lock.read_bytes() == lock  # nothing was published
@@ -128,7 +128,7 @@ def test_a_released_model_needing_a_removed_feature_fails_the_change_gate(built)
     lock = built.lock.read_bytes()
     _without_feature(built, "pixel_3_4")
     result = built.mlbuild("run", "PublishModel")
-    assert result.returncode == GateFailed.exit_code, result.stdout + result.stderr
+    assert result.returncode == GateFailedError.exit_code, result.stdout + result.stderr
     assert "pixel_3_4" in result.stderr and "accept_incomparable" in result.stderr
     assert "Traceback" not in result.stderr and "KeyError" not in result.stderr
     assert built.lock.read_bytes() == lock

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from mlbuild.ci.jenkinsfile import read
-from mlbuild.errors import GateFailed, ImageError, StoreError, TestsFailed
+from mlbuild.errors import GateFailedError, ImageError, StoreError, TestsFailedError
 from tests.conftest import REPO, ok
 from tests.services import free_port
 
@@ -45,7 +45,7 @@ def test_the_fetch_test_data_stage(project):
 def test_a_failing_gate_fails_the_accuracy_stage_with_exit_8_and_junit_per_gate(built):
     built.edit("configs/pipeline.toml", "min = 0.90", "min = 0.99")
     result = built.mlbuild("stage", "accuracy", "--tier", "full")
-    assert result.returncode == GateFailed.exit_code, result.stderr
+    assert result.returncode == GateFailedError.exit_code, result.stderr
     root = _junit(built, "accuracy")
     cases = _cases(root)
     assert cases["EvaluateAccuracy(tier=full)"] == "failure"
@@ -79,7 +79,7 @@ def test_a_test_stage_passes_with_pytest_junit(project):
 def test_a_test_stage_with_a_failing_test_exits_11(project):
     result = _test_stage(project, "def test_ok():\n    pass\n\n\ndef test_bad():\n"
                                   "    assert 1 + 1 == 3\n")
-    assert result.returncode == TestsFailed.exit_code
+    assert result.returncode == TestsFailedError.exit_code
     assert _cases(_junit(project, "unit")) == {"test_ok": "passed", "test_bad": "failure"}
 
 
@@ -167,7 +167,7 @@ def test_the_acceptance_and_push_stages_with_a_real_engine_and_registry(built, d
     # Stricter gates: the acceptance stage fails with exit 8, its gates' JUnit still there.
     built.edit("configs/pipeline.toml", "min = 0.90", "min = 0.99")
     result = built.mlbuild("stage", "acceptance")
-    assert result.returncode == GateFailed.exit_code, result.stderr
+    assert result.returncode == GateFailedError.exit_code, result.stderr
     cases = _cases(_junit(built, "acceptance"))
     assert cases["AcceptanceTest()"] == "failure"
     assert cases["accuracy >= 0.99 (confident)"] == "failure"

@@ -252,8 +252,8 @@ class FakeBatch:
 def test_only_an_interrupted_worker_terminates_and_only_its_own_job(monkeypatch, existing,
                                                                     error, terminated):
     fake = FakeBatch(existing, error)
-    monkeypatch.setattr(batch, "BatchClient", lambda settings: fake)
-    monkeypatch.setattr(batch, "ensure_job_definition", lambda client, request: "arn:def")
+    monkeypatch.setattr(batch.jobs, "BatchClient", lambda settings: fake)
+    monkeypatch.setattr(batch.jobs, "ensure_job_definition", lambda client, request: "arn:def")
     monkeypatch.setenv("MLBUILD_STORE", "s3://bucket/team")
     with pytest.raises(type(error)):
         batch.run_on_batch(Sample(variant=1), settings())

@@ -8,23 +8,24 @@ import importlib
 import subprocess
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import pytest
 
 import mlbuild
 from mlbuild import errors
-from mlbuild.errors import ERROR_KINDS, EXIT_OK, EXIT_USAGE, MlbuildError
+from mlbuild.errors import ERROR_KINDS, EXIT_OK, EXIT_USAGE, REFINED_ERRORS, MlbuildError
 
 #: the pinned public API of the package and of each subpackage
 PUBLIC = {
     "mlbuild": {
         "AcceptanceTest", "BatchError", "BuildError", "BuildImage", "BuildTask",
         "BuildTrainingImage", "ConfigError", "DataError", "EvaluateAccuracy", "FullPipeline",
-        "GateFailed", "GatesConfig", "ImageConfig", "ImageError", "IntegrityError", "LocalCache",
-        "MissingError", "MlbuildError", "ObjectInfo", "PublishConfig", "PublishModel",
+        "GateFailedError", "GatesConfig", "ImageConfig", "ImageError", "IntegrityError", "LocalCache",
+        "MissingError", "MlbuildError", "ObjectInfo", "ObjectMissingError", "PublishConfig", "PublishModel",
         "PushImage", "ReleaseConfig", "ReleaseTask", "SchemaConfig", "Section", "Store",
-        "StoreError", "TestsFailed", "TiersConfig", "evaluate_released", "load_config",
+        "StoreError", "StoreIntegrityError", "TestsFailedError", "TiersConfig", "evaluate_released", "load_config",
         "open_store", "read_csv", "sources", "validate_schema",
     },
     "mlbuild.core": {"BuildTask", "Executor", "Manifest", "OutputRecord"},
@@ -40,6 +41,10 @@ PUBLIC = {
                         "released_model", "verify_lock"},
     "mlbuild.ci": {"RunOutcome", "StageResult", "pipeline_state", "run_stage", "run_task"},
     "mlbuild.images": {"ContainerResult"},
+    "mlbuild.batch": {"EXPECT_ENV", "JOB_ID_ENV", "BatchExecutor", "BatchSettings", "batch",
+                      "check_expected", "runs_on_batch"},
+    "mlbuild.aws": {"AwsCall", "classify", "client", "client_config", "endpoint_name", "transfer_config",
+                    "translate", "translated"},
     "mlbuild.tasks": {"AcceptanceTest", "BuildImage", "BuildTrainingImage", "EvaluateAccuracy",
                       "FullPipeline", "GatedTask", "ImageConfig", "ImageTask", "Inference",
                       "PublishConfig", "PublishModel", "PushImage", "ReleaseConfig",
@@ -51,7 +56,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_every_subpackage_pins_its_api():
     held = {f"mlbuild.{p.parent.name}" for p in (REPO / "mlbuild").glob("*/__init__.py")}
-    assert held | {"mlbuild"} == set(PUBLIC) | {"mlbuild.aws"}
+    assert held | {"mlbuild"} == set(PUBLIC)
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -106,11 +111,57 @@ def test_the_projects_import_only_the_public_api(project):
 
 
 def test_every_error_kind_is_exported():
-    assert {cls.__name__ for cls in ERROR_KINDS} <= set(mlbuild.__all__)
+    every = ERROR_KINDS + REFINED_ERRORS
+    assert {cls.__name__ for cls in every} <= set(mlbuild.__all__)
     assert {
         name for name, value in vars(errors).items()
         if isinstance(value, type) and issubclass(value, MlbuildError)
-    } == {cls.__name__ for cls in ERROR_KINDS}
+    } == {cls.__name__ for cls in every}
+
+
+@pytest.mark.parametrize("cls, kind", [(errors.ObjectMissingError, errors.MissingError),
+                                       (errors.StoreIntegrityError, errors.IntegrityError)],
+                         ids=lambda c: c.__name__)
+def test_a_store_error_is_also_the_kind_a_caller_catches_and_exits_with_its_code(cls, kind):
+    assert cls in REFINED_ERRORS
+    assert issubclass(cls, errors.StoreError) and issubclass(cls, kind)
+    assert (cls.exit_code, cls.kind) == (kind.exit_code, kind.kind)
+    assert f"{cls.__name__} " in errors.__doc__ and f"({cls.exit_code})" in errors.__doc__
+    assert f"also a{'n' if kind.__name__[0] in 'AEIOU' else ''} {kind.__name__}" in errors.__doc__
+    with pytest.raises(kind):
+        raise cls("x")
+    with pytest.raises(errors.StoreError):
+        raise cls("x")
+
+
+@pytest.mark.parametrize("module", [mlbuild, errors], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("old, new", [("GateFailed", "GateFailedError"),
+                                      ("TestsFailed", "TestsFailedError")])
+def test_the_old_error_names_still_import_with_a_deprecation_warning(module, old, new):
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated; use .*{new}"):
+        assert getattr(module, old) is getattr(errors, new)
+    with pytest.warns(DeprecationWarning):
+        exec(f"from {module.__name__} import {old}", {})  # noqa: S102 - the import statement
+    assert old not in mlbuild.__all__ and old not in vars(module)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError):
+            module.NoSuchName  # noqa: B018
+
+
+def test_a_hint_is_structured_and_str_keeps_the_message_hint_form():
+    error = errors.StoreError("The store is gone.", hint="bring it back.")
+    assert (error.message, error.hint) == ("The store is gone.", "bring it back.")
+    assert str(error) == "The store is gone. Hint: bring it back."
+    assert error.args == ("The store is gone.",)
+    plain = errors.ConfigError("Bad key.")
+    assert plain.hint is None and str(plain) == "Bad key."
+    import pickle
+
+    again = pickle.loads(pickle.dumps(error))
+    assert (type(again), again.message, again.hint) == (errors.StoreError, error.message,
+                                                        error.hint)
+
 
 
 def test_error_kinds_have_distinct_documented_exit_codes():

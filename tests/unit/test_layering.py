@@ -51,6 +51,19 @@ def test_the_layers_contract_names_every_subpackage():
     assert layers.get("exhaustive") is True
 
 
+@pytest.mark.parametrize("package, allowed", [("docker", "images"), ("boto3", "aws")])
+def test_only_one_subpackage_may_import_each_integration(package, allowed):
+    # The forbidden contracts list every other part of mlbuild, so a new one must be added.
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    contract = next(c for c in contracts["contracts"]
+                    if c["type"] == "forbidden" and package in c["forbidden_modules"])
+    held = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    held |= {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert {m.removeprefix("mlbuild.") for m in contract["source_modules"]} == held - {allowed}
+
+
 def test_the_import_linter_contracts_are_kept():
     executable = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
     assert Path(executable).exists(), "import-linter is not installed: pip install import-linter"

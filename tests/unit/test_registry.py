@@ -143,7 +143,7 @@ def test_verify_checks_every_model_in_name_order(store, model, tmp_path):
     store.delete(model_key("zeta", sha256(MODEL), "model.txt"))
     checks = verify_lock(LockFile.read(lock), store)
     assert [(c.name, type(c.error).__name__) for c in checks] == [
-        ("alpha", "NoneType"), ("zeta", "MissingError"),
+        ("alpha", "NoneType"), ("zeta", "ObjectMissingError"),
     ]
 
 

@@ -317,7 +317,7 @@ def test_a_tampered_upstream_output_stops_the_downstream_task(env):
     assert not downstream.complete()
     assert downstream.task_id not in SEEN  # build() never saw the bad bytes
     (failure,) = env.failures()
-    assert failure.kind == "IntegrityError"
+    assert failure.kind == "StoreIntegrityError"  # an IntegrityError of the store
     assert env.store.url(key) in failure.message
     assert env.store.list("UDouble") == []
 

@@ -1,18 +1,5 @@
-"""Run chosen tasks as AWS Batch jobs instead of in the local worker.
-
-With ``[batch] tasks = TrainModel`` (or ``MLBUILD_BATCH_TASKS=TrainModel``), a worker that
-reaches TrainModel does not build it: it registers (or reuses) the job definition in
-``configs/batch/``, submits a job that runs ``luigi --module tasks TrainModel <params>`` in
-the training image against the same S3 store, prints the job's status changes and log
-lines as they come, and is done when the job's manifest is in the store. Everything else
-(fingerprints, the store, resuming) is unchanged: the job is an ordinary worker that
-builds one task, and a finished job's result is found like any other.
-
-Inside a job (``AWS_BATCH_JOB_ID`` is set by Batch) tasks always build locally, so a job
-never submits itself again. The job checks that it computes the fingerprint the worker
-asked for (``MLBUILD_BATCH_EXPECT``): an image with other code fails at once instead of
-training a model nobody waits for.
-"""
+"""The jobs: the job definition, submitting, following a job's status and log, and why it
+failed. Loaded when a task goes to Batch (``mlbuild.batch`` decides which)."""
 
 from __future__ import annotations
 
@@ -27,22 +14,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import luigi
 import luigi.task_register
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlbuild.core import execution
+from mlbuild import aws
+from mlbuild.batch.executor import EXPECT_ENV, BatchSettings
+from mlbuild.config import Section
 from mlbuild.core.manifest import MANIFEST
 from mlbuild.errors import BatchError, ConfigError
 from mlbuild.settings import store_uri
 from mlbuild.store.s3 import S3Options
 
-#: Set by AWS Batch in every job's container.
-JOB_ID_ENV = "AWS_BATCH_JOB_ID"
-#: "<task_id> <fingerprint>": what the submitting worker expects the job to build.
-EXPECT_ENV = "MLBUILD_BATCH_EXPECT"
 #: Tag of a job definition revision: the sha256 of the request that registered it.
 SPEC_TAG = "mlbuild:spec-sha256"
 FINISHED = ("SUCCEEDED", "FAILED")
@@ -52,148 +37,152 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 #: The last line of a Python traceback: "package.module.SomeError: message".
 ERROR_LINE = re.compile(r"\b([A-Za-z_][\w.]*(?:Error|Exception|Failed|Interrupt)\b:.*)$")
 
-
-class batch(luigi.Config):  # lower case: the section name in luigi.cfg
-    tasks = luigi.Parameter(
-        default="", description="Task families to run as AWS Batch jobs (comma or space "
-        "separated). MLBUILD_BATCH_TASKS overrides.")
-    job_definition = luigi.Parameter(
-        default="configs/batch/train.json",
-        description="A RegisterJobDefinition request, as JSON (relative to the project).")
-    job_queue = luigi.Parameter(default="mlbuild", description="The job queue. "
-                                "MLBUILD_BATCH_QUEUE overrides.")
-    image = luigi.Parameter(default="", description="The job's image, instead of the file's. "
-                            "MLBUILD_BATCH_IMAGE overrides.")
-    vcpus = luigi.FloatParameter(default=0, description="vCPUs per job (0: the file's).")
-    memory_mb = luigi.IntParameter(default=0, description="Memory per job in MiB (0: the file's).")
-    timeout_s = luigi.IntParameter(default=0, description="Seconds an attempt may run, at "
-                                   "least 60 (0: the file's, else no limit).")
-    attempts = luigi.IntParameter(default=0, description="Attempts per job, 1-10 (0: the file's).")
-    environment = luigi.Parameter(
-        default="", description="Names of environment variables passed on to the job, when "
-        "set (e.g. AWS_ENDPOINT_URL). MLBUILD_STORE is always passed.")
-    endpoint_url = luigi.Parameter(default="", description="Batch and CloudWatch Logs "
-                                   "endpoint; empty: AWS_ENDPOINT_URL or AWS. "
-                                   "MLBUILD_BATCH_ENDPOINT_URL overrides.")
-    poll_min_s = luigi.FloatParameter(default=1.0, description="First wait between polls.")
-    poll_max_s = luigi.FloatParameter(default=30.0, description="Longest wait between polls.")
-    max_wait_s = luigi.FloatParameter(default=0, description="Give up (and terminate the job) "
-                                      "after this many seconds; 0: wait as long as it runs.")
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    tasks: frozenset[str]
-    job_definition: Path
-    job_queue: str
-    image: str = ""
-    vcpus: float = 0
-    memory_mb: int = 0
-    timeout_s: int = 0
-    attempts: int = 0
-    environment: tuple[str, ...] = ()
-    endpoint_url: str = ""
-    poll_min_s: float = 1.0
-    poll_max_s: float = 30.0
-    max_wait_s: float = 0
-
-    @classmethod
-    def load(cls) -> BatchSettings:
-        config = batch()
-        env = os.environ.get
-        return cls(
-            tasks=frozenset(_names(env("MLBUILD_BATCH_TASKS", config.tasks))),
-            job_definition=Path(config.job_definition),
-            job_queue=env("MLBUILD_BATCH_QUEUE") or config.job_queue,
-            image=env("MLBUILD_BATCH_IMAGE") or config.image,
-            vcpus=config.vcpus, memory_mb=config.memory_mb, timeout_s=config.timeout_s,
-            attempts=config.attempts, environment=tuple(_names(config.environment)),
-            endpoint_url=env("MLBUILD_BATCH_ENDPOINT_URL") or config.endpoint_url,
-            poll_min_s=config.poll_min_s, poll_max_s=config.poll_max_s,
-            max_wait_s=config.max_wait_s,
-        )
-
-
-def _names(text: str) -> list[str]:
-    return [n for n in re.split(r"[,\s]+", text) if n]
-
-
-# ------------------------------------------------------------------ which tasks, checks
-
-
-def runs_on_batch(task: luigi.Task, settings: BatchSettings | None = None) -> bool:
-    """Whether this worker hands ``task`` to Batch (never inside a Batch job)."""
-    if os.environ.get(JOB_ID_ENV):
-        return False
-    return task.task_family in (settings or BatchSettings.load()).tasks
-
-
-def check_expected(task) -> None:
-    """Inside a job: refuse to build anything but what the submitting worker expects."""
-    expected = os.environ.get(EXPECT_ENV, "").split()
-    if len(expected) == 2 and expected[0] == task.task_id and expected[1] != task.fingerprint:
-        raise ConfigError(
-            f"This job computes fingerprint {task.fingerprint} for {task}, but the worker that "
-            f"submitted it expects {expected[1]}: the job's image holds other code, "
-            "configuration or packages. Hint: build and push the training image from this "
-            "checkout (`make train-image`) and name it in [batch] image."
-        )
-
-
 # ------------------------------------------------------------------ the job definition
 
 
+class JobOverrides(Section):
+    """The ``[batch]`` settings that replace values of the job definition file.
+
+    Zero (or an empty image) keeps the file's value.
+    """
+
+    image: str = ""
+    vcpus: Annotated[float, Field(ge=0)] = 0
+    memory_mb: Annotated[int, Field(ge=0)] = 0
+    timeout_s: Literal[0] | Annotated[int, Field(ge=60)] = 0
+    attempts: Literal[0] | Annotated[int, Field(ge=1, le=10)] = 0
+
+
+class _Open(BaseModel):
+    """A part of a RegisterJobDefinition request: the keys mlbuild reads are checked, the
+    rest go to Batch as they are."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _Container(_Open):
+    image: Annotated[str, Field(min_length=1)]
+    command: list[str] = []
+    resourceRequirements: list[dict[str, Any]] = []
+
+
+class _Timeout(_Open):
+    attemptDurationSeconds: Annotated[int, Field(ge=60)] | None = None
+
+
+class _RetryStrategy(_Open):
+    attempts: Annotated[int, Field(ge=1, le=10)] | None = None
+
+
+class JobDefinition(_Open):
+    """The RegisterJobDefinition request mlbuild sends: the file, settings applied."""
+
+    jobDefinitionName: Annotated[str, Field(pattern=NAME.pattern)]
+    type: Literal["container"] = "container"
+    containerProperties: _Container
+    timeout: _Timeout = _Timeout()
+    retryStrategy: _RetryStrategy = _RetryStrategy()
+
+
+#: What a problem at a location means, worded for people (``{input!r}``: the value found).
+#: The longest matching prefix of a pydantic error's location wins.
+PROBLEMS: dict[tuple[str, ...], str] = {
+    (): "must be a JSON object (a RegisterJobDefinition request)",
+    ("jobDefinitionName",): "jobDefinitionName {input!r} must be 1-128 letters, digits, - or _",
+    ("type",): "type {input!r}: only container jobs are supported",
+    ("containerProperties",): "containerProperties must be an object",
+    ("containerProperties", "image"): "no image: set containerProperties.image or [batch] image",
+    ("containerProperties", "command"): "containerProperties.command must be a list of "
+                                        "strings (the prefix of the task's command line)",
+    ("containerProperties", "resourceRequirements"): "containerProperties.resourceRequirements "
+                                                     "must be a list of objects",
+    ("timeout",): "timeout must be an object",
+    ("timeout", "attemptDurationSeconds"): "a timeout of {input!r} s: Batch needs at least 60",
+    ("retryStrategy",): "retryStrategy must be an object",
+    ("retryStrategy", "attempts"): "{input!r} attempts: Batch allows 1 to 10",
+    # The [batch] settings (JobOverrides):
+    ("vcpus",): "[batch] vcpus = {input!r} must be a number >= 0 (0: the file's)",
+    ("memory_mb",): "[batch] memory_mb = {input!r} must be a whole number >= 0 (0: the file's)",
+    ("timeout_s",): "[batch] timeout_s = {input!r}: Batch needs at least 60 (0: the file's)",
+    ("attempts",): "[batch] attempts = {input!r}: Batch allows 1 to 10 (0: the file's)",
+    ("image",): "[batch] image = {input!r} must be a string",
+}
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """One line per problem, at most one per location, in the words of PROBLEMS."""
+    lines: dict[tuple, str] = {}
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if isinstance(p, str))
+        known = max((k for k in PROBLEMS if loc[:len(k)] == k), key=len)
+        if known in lines:
+            continue
+        value = error.get("input")
+        if error["type"] == "missing":
+            value = None
+        lines[known] = PROBLEMS[known].format(input=value)
+    return list(lines.values())
+
+
+def _checked(model: type[BaseModel], raw: Any, bad: Callable[[str], ConfigError]) -> None:
+    try:
+        model.model_validate(raw)
+    except ValidationError as exc:
+        raise bad("; ".join(_problems(exc))) from None
+
+
+def _apply(request: dict[str, Any], overrides: JobOverrides) -> dict[str, Any]:
+    """A copy of ``request`` with the overrides applied where its shape lets them apply
+    (what does not fit is left for the validation to name)."""
+    request = json.loads(json.dumps(request))
+    container = request.get("containerProperties")
+    if isinstance(container, dict):
+        if overrides.image:
+            container["image"] = overrides.image
+        requirements = container.get("resourceRequirements", [])
+        if isinstance(requirements, list) and all(isinstance(r, dict) for r in requirements):
+            resources = {r.get("type"): r for r in requirements}
+            for kind, value in (("VCPU", overrides.vcpus), ("MEMORY", overrides.memory_mb)):
+                if value:
+                    resources[kind] = {"type": kind, "value": f"{value:g}"}
+            if resources:
+                container["resourceRequirements"] = list(resources.values())
+    if overrides.timeout_s:
+        request["timeout"] = {"attemptDurationSeconds": overrides.timeout_s}
+    if overrides.attempts:
+        if not isinstance(request.get("retryStrategy", {}), dict):
+            request["retryStrategy"] = {}
+        request.setdefault("retryStrategy", {})["attempts"] = overrides.attempts
+    return request
+
+
 def job_definition_request(settings: BatchSettings) -> dict[str, Any]:
-    """The RegisterJobDefinition request: the JSON file with the settings applied."""
+    """The RegisterJobDefinition request: the JSON file with the settings applied.
+
+    The settings are checked as :class:`JobOverrides`, the result as :class:`JobDefinition`;
+    every problem is named in one ConfigError.
+    """
     path = settings.job_definition
 
     def bad(what: str) -> ConfigError:
-        return ConfigError(f"{path}: {what}. Hint: see configs/batch/train.json and "
-                           "[batch] in luigi.cfg.")
+        return ConfigError(f"{path}: {what}.",
+                           hint="see configs/batch/train.json and [batch] in luigi.cfg.")
 
+    overrides = {"image": settings.image, "vcpus": settings.vcpus,
+                 "memory_mb": settings.memory_mb, "timeout_s": settings.timeout_s,
+                 "attempts": settings.attempts}
+    _checked(JobOverrides, overrides, bad)
     try:
-        request = json.loads(path.read_text())
+        raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise bad("no such file ([batch] job_definition names it)") from None
     except (OSError, ValueError) as exc:
         raise bad(f"not a JSON file ({exc})") from None
-    if not isinstance(request, dict):
-        raise bad("must be a JSON object (a RegisterJobDefinition request)")
-    name = request.get("jobDefinitionName")
-    if not isinstance(name, str) or not NAME.match(name):
-        raise bad(f"jobDefinitionName {name!r} must be 1-128 letters, digits, - or _")
-    if request.get("type", "container") != "container":
-        raise bad(f"type {request.get('type')!r}: only container jobs are supported")
-    container = request.get("containerProperties")
-    if not isinstance(container, dict):
-        raise bad("containerProperties must be an object")
-    command = container.get("command", [])
-    if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
-        raise bad("containerProperties.command must be a list of strings (the prefix of "
-                  "the task's command line)")
-    request = json.loads(json.dumps(request))  # a copy to apply the settings to
+    if not isinstance(raw, dict):
+        raise bad(PROBLEMS[()])
+    request = _apply(raw, JobOverrides(**overrides))
+    _checked(JobDefinition, request, bad)
     request["type"] = "container"
-    container = request["containerProperties"]
-    if settings.image:
-        container["image"] = settings.image
-    if not container.get("image"):
-        raise bad("no image: set containerProperties.image or [batch] image")
-    resources = {r.get("type"): r for r in container.get("resourceRequirements", [])}
-    for kind, value in (("VCPU", settings.vcpus), ("MEMORY", settings.memory_mb)):
-        if value:
-            resources[kind] = {"type": kind, "value": f"{value:g}"}
-    if resources:
-        container["resourceRequirements"] = list(resources.values())
-    if settings.timeout_s:
-        request["timeout"] = {"attemptDurationSeconds": settings.timeout_s}
-    if settings.attempts:
-        request.setdefault("retryStrategy", {})["attempts"] = settings.attempts
-    timeout = request.get("timeout", {}).get("attemptDurationSeconds")
-    if timeout is not None and (not isinstance(timeout, int) or timeout < 60):
-        raise bad(f"a timeout of {timeout!r} s: Batch needs at least 60")
-    attempts = request.get("retryStrategy", {}).get("attempts")
-    if attempts is not None and (not isinstance(attempts, int) or not 1 <= attempts <= 10):
-        raise bad(f"{attempts!r} attempts: Batch allows 1 to 10")
     return request
 
 
@@ -241,7 +230,7 @@ def command_line_args(obj, section: str = "") -> list[str]:
         elif param.task_value(obj.get_task_family(), name):
             raise ConfigError(
                 f"{obj.get_task_family()}: {flag} is true unless given, so a job's command "
-                "line cannot make it false. Hint: declare it with "
+                "line cannot make it false.", hint="declare it with "
                 "luigi.BoolParameter(parsing=luigi.BoolParameter.EXPLICIT_PARSING).")
     return args
 
@@ -272,7 +261,7 @@ def job_environment(task, settings: BatchSettings) -> list[dict[str, str]]:
     if not store.startswith("s3://"):
         raise ConfigError(
             f"{task.task_family} is to run on AWS Batch ([batch] tasks), but the store is "
-            f"{store!r}, which a job cannot reach. Hint: set MLBUILD_STORE=s3://bucket/prefix."
+            f"{store!r}, which a job cannot reach.", hint="set MLBUILD_STORE=s3://bucket/prefix."
         )
     env = {"MLBUILD_STORE": store, EXPECT_ENV: f"{task.task_id} {task.fingerprint}"}
     endpoint = S3Options.from_settings().endpoint_url  # the store's own S3 endpoint, when it has one
@@ -286,42 +275,33 @@ def job_environment(task, settings: BatchSettings) -> list[dict[str, str]]:
 
 
 class BatchClient:
-    """boto3's Batch and CloudWatch Logs clients, with their errors made mlbuild's."""
+    """The Batch and CloudWatch Logs clients (from :func:`mlbuild.aws.client`), with their
+    errors translated by the shared map (:mod:`mlbuild.aws.errors`) into BatchError."""
 
     def __init__(self, settings: BatchSettings):
-        import boto3
-        from botocore.config import Config
-
-        config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10,
-                        read_timeout=60)
-        endpoint = settings.endpoint_url or None
-        self.where = endpoint or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        self.settings = settings
+        self.where = aws.endpoint_name(settings.endpoint_url)
         self.queue = settings.job_queue
-        try:
-            self.batch = boto3.client("batch", endpoint_url=endpoint, config=config)
-            self.logs = boto3.client("logs", endpoint_url=endpoint, config=config)
-        except Exception as exc:  # noqa: BLE001 - e.g. no region configured
-            raise BatchError(f"Cannot set up the AWS Batch client: {exc}. Hint: set "
-                             "AWS_DEFAULT_REGION.") from None
+        options = {"endpoint_url": settings.endpoint_url,
+                   "max_attempts": settings.api_max_attempts,
+                   "connect_timeout": settings.api_connect_timeout,
+                   "read_timeout": settings.api_read_timeout, "error": BatchError}
+        self.batch = aws.client("batch", label="AWS Batch", **options)
+        self.logs = aws.client("logs", label="CloudWatch Logs", **options)
 
     def call(self, what: str, function: Callable[..., Any], *args, hint: str = "",
-             **kwargs) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-        try:
+             resource: str = "", **kwargs) -> Any:
+        """``function(*args, **kwargs)``; an AWS error in it is a BatchError saying that
+        Batch could not ``what`` (``hint``: what to do when Batch refuses it)."""
+        call = aws.AwsCall("AWS Batch", what, resource, endpoint=self.where,
+                           attempts=self.settings.api_max_attempts)
+        hints = {"refused": hint, "not_found": hint,
+                 "unreachable": "check [batch] endpoint_url (MLBUILD_BATCH_ENDPOINT_URL, "
+                                "AWS_ENDPOINT_URL) and the network; [batch] api_max_attempts "
+                                "and api_read_timeout bound the retries.",
+                 "throttled": "wait a little and run again, or raise [batch] api_max_attempts."}
+        with aws.translated(call, error=BatchError, hints={k: v for k, v in hints.items() if v}):
             return function(*args, **kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise BatchError(
-                f"AWS Batch at {self.where} refused to {what}: {error.get('Code', '?')}: "
-                f"{error.get('Message', exc)}. Hint: {hint or 'check that the credentials may use it.'}"
-            ) from None
-        except NoCredentialsError:
-            raise BatchError(f"Cannot {what}: no AWS credentials. Hint: set AWS_PROFILE or "
-                             "AWS_ACCESS_KEY_ID, or run where an instance role provides them.") from None
-        except BotoCoreError as exc:
-            raise BatchError(f"Cannot {what}: AWS Batch at {self.where} did not answer: "
-                             f"{exc}. Hint: check [batch] endpoint_url and the network.") from None
 
     def unfinished_job(self, name: str) -> str | None:
         for job in self.jobs_named(name):
@@ -342,7 +322,7 @@ class BatchClient:
         jobs = self.call("describe a job", self.batch.describe_jobs, jobs=[job_id])["jobs"]
         if not jobs:
             raise BatchError(f"AWS Batch at {self.where} no longer knows job {job_id} (Batch "
-                             "forgets jobs some days after they end). Hint: run the task again.")
+                             "forgets jobs some days after they end).", hint="run the task again.")
         return jobs[0]
 
     def log_events(self, group: str, stream: str, token: str | None) -> tuple[list[str], str | None]:
@@ -352,8 +332,16 @@ class BatchClient:
             kwargs["nextToken"] = token
         try:
             reply = self.logs.get_log_events(**kwargs)
-        except self.logs.exceptions.ResourceNotFoundException:
-            return [], token
+        except Exception as exc:
+            found = aws.classify(exc)
+            if found is not None and found[0] == "not_found":
+                return [], token
+            call = aws.AwsCall("CloudWatch Logs", "read the log stream", f"{group}/{stream}",
+                               endpoint=self.where, attempts=self.settings.api_max_attempts)
+            mapped = aws.translate(exc, call, error=BatchError)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         return [e["message"] for e in reply["events"]], reply.get("nextForwardToken", token)
 
 
@@ -406,18 +394,20 @@ class JobLog:
             self.token = token
 
 
-def failure_message(job: dict[str, Any], tail: list[str], exit_code: int | None,
-                    image: str, queue: str) -> str:
+def job_failure(job: dict[str, Any], tail: list[str], exit_code: int | None,
+                image: str, queue: str) -> BatchError:
+    """The error of a FAILED job: status reason, exit code, the container's error line and
+    its last log lines; a hint when no container ran."""
     attempts = len(job.get("attempts") or [])
     lines = [f"AWS Batch job {job['jobName']} ({job['jobId']}) {job['status']}"
              + (f" after {attempts} attempts" if attempts > 1 else "") + "."]
     reason = job.get("statusReason")
     lines.append(f"Status reason: {reason}." if reason else "Batch gave no status reason.")
     if exit_code is None and not tail:
-        lines.append(f"No container ran. Hint: check that image {image!r} exists where the "
-                     f"compute environment can pull it, and that job queue {queue!r} has a "
-                     "VALID, ENABLED compute environment.")
-        return "\n".join(lines)
+        lines.append("No container ran.")
+        return BatchError("\n".join(lines), hint=f"check that image {image!r} exists where the "
+                          f"compute environment can pull it, and that job queue {queue!r} has a "
+                          "VALID, ENABLED compute environment.")
     if exit_code is not None:
         lines.append(f"The container exited with code {exit_code}.")
     errors = [m.group(1) for m in map(ERROR_LINE.search, tail) if m]
@@ -426,7 +416,13 @@ def failure_message(job: dict[str, Any], tail: list[str], exit_code: int | None,
     if tail:
         lines.append(f"Its last {len(tail)} log line(s):")
         lines += [f"  {line}" for line in tail]
-    return "\n".join(lines)
+    return BatchError("\n".join(lines))
+
+
+def failure_message(job: dict[str, Any], tail: list[str], exit_code: int | None,
+                    image: str, queue: str) -> str:
+    """:func:`job_failure`'s message and hint, as one text."""
+    return str(job_failure(job, tail, exit_code, image, queue))
 
 
 def next_delay(delay: float, changed: bool, settings: BatchSettings) -> float:
@@ -474,12 +470,11 @@ def run_on_batch(task, settings: BatchSettings | None = None) -> None:
         if exit_code is None:  # some APIs give it only in the job's summary
             summary = next((j for j in client.jobs_named(name) if j["jobId"] == job_id), {})
             exit_code = summary.get("container", {}).get("exitCode")
-        raise BatchError(failure_message(job, tail, exit_code,
-                                         request["containerProperties"]["image"],
-                                         settings.job_queue))
+        raise job_failure(job, tail, exit_code, request["containerProperties"]["image"],
+                          settings.job_queue)
     if not task.complete():
         raise BatchError(f"AWS Batch job {name} ({job_id}) SUCCEEDED but wrote no result "
-                         f"for {task} at {manifest_url(task)}. Hint: the job's command must "
+                         f"for {task} at {manifest_url(task)}.", hint="the job's command must "
                          "build that task; see its log above.")
 
 
@@ -490,7 +485,7 @@ def check_movable(task) -> None:
         raise ConfigError(
             f"{task.task_family} cannot run on AWS Batch: its result includes effects outside "
             "the store (it defines invalidation_reason), which would stay in the job's "
-            f"container. Hint: remove {task.task_family} from [batch] tasks."
+            "container.", hint=f"remove {task.task_family} from [batch] tasks."
         )
 
 
@@ -542,7 +537,8 @@ def _wait(client: BatchClient, job_id: str, request: dict[str, Any], settings: B
                                            f"({settings.max_wait_s:g} s)")
             raise BatchError(f"AWS Batch job {job_id} was still {status} after "
                              f"{settings.max_wait_s:g} s ([batch] max_wait_s)"
-                             f"{'; it was terminated' if owned else ''}. Hint: a job that stays RUNNABLE means the queue's "
+                             f"{'; it was terminated' if owned else ''}.",
+                             hint="a job that stays RUNNABLE means the queue's "
                              "compute environment has no capacity for it (check its vCPU and "
                              "memory); else raise max_wait_s.")
         delay = next_delay(delay, changed, settings)
@@ -557,17 +553,3 @@ def _terminate(client: BatchClient, job_id: str, reason: str) -> None:
         print(f"[batch] could not terminate job {job_id}: {exc}", file=sys.stderr, flush=True)
 
 
-class BatchExecutor:
-    """The executor BuildTask consults (``mlbuild.core.execution``)."""
-
-    def check(self, task) -> None:
-        check_expected(task)
-
-    def takes(self, task) -> bool:
-        return runs_on_batch(task)
-
-    def run(self, task) -> None:
-        run_on_batch(task)
-
-
-execution.register(BatchExecutor())
