@@ -8,7 +8,7 @@ help:
 	@echo "make pipeline     install, start services, run the full pipeline on the built-in data"
 	@echo "make example      run the regression example (examples/diabetes) to its acceptance test"
 	@echo "make image        build the serving image (BuildImage) for the current model"
-	@echo "make train-image  build the training image (docker/Dockerfile.train)"
+	@echo "make train-image  build the training image (mlbuild/tasks/files/Dockerfile.train)"
 	@echo "make test         install, start services, run the whole test suite (what CI runs)"
 	@echo "make services     start the services the tests use (S3 and Batch API, Docker, registry)"
 	@echo "make services-stop  stop them"
