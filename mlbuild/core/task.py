@@ -198,8 +198,11 @@ class BuildTask(luigi.Task):
     def task_modules(cls) -> list[str]:
         """The modules of the class and of its bases up to BuildTask: a library task's own
         code is fingerprinted as the project's is."""
-        return [c.__module__ for c in cls.__mro__
-                if issubclass(c, BuildTask) and c is not BuildTask]
+        cached = cls.__dict__.get("_mlbuild_modules")  # fixed when the class is defined
+        if cached is None:
+            cached = cls._mlbuild_modules = tuple(
+                c.__module__ for c in cls.__mro__ if issubclass(c, BuildTask) and c is not BuildTask)
+        return list(cached)
 
     @property
     def fingerprint(self) -> str:

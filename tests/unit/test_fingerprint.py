@@ -242,3 +242,27 @@ def test_package_version_of_an_installed_package():
 def test_package_version_of_a_missing_package_is_a_config_error():
     with pytest.raises(ConfigError, match="mlbuild-no-such-package-xyz.*not installed"):
         package_version("mlbuild-no-such-package-xyz")
+
+
+def test_a_packages_digest_covers_every_module_in_it(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    package = tmp_path / f"mlbuild_fp_package_{tmp_path.name.replace('-', '_')}"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""A package."""\n')
+    (package / "inner.py").write_text("VALUE = 1\n")
+    importlib.invalidate_caches()
+    before = code_digest(package.name)
+    (package / "inner.py").write_text("VALUE = 2\n")
+    code_digest.cache_clear()
+    assert code_digest(package.name) != before
+
+
+def test_a_library_task_fingerprints_the_library_code_it_runs_and_a_project_task_does_not():
+    from tasks import EvaluateAccuracy, TrainModel
+
+    evaluate = EvaluateAccuracy().fingerprint_inputs()
+    assert {"tasks.release", "mlbuild.tasks.evaluate", "mlbuild.tasks.release",
+            "mlbuild.accuracy", "tasks.inference"} <= set(evaluate["code"])
+    assert "mlbuild" in evaluate["packages"]
+    trained = TrainModel().fingerprint_inputs()
+    assert not [m for m in trained["code"] if m.startswith("mlbuild")]
