@@ -24,7 +24,7 @@ from mlbuild.errors import (
     TestsFailedError,
 )
 from mlbuild.errors import deprecated_alias as _deprecated_alias
-from mlbuild.store import LocalCache, ObjectInfo, Store, open_store
+from mlbuild.store import LocalCache, ObjectInfo, Store, StoredObject, open_store
 
 # Registers the AWS Batch executor, which BuildTask consults through mlbuild.core.execution.
 import mlbuild.batch  # noqa: F401  isort: skip
@@ -35,7 +35,9 @@ _LAZY = {
                      "FullPipeline", "ImageConfig", "PublishConfig", "PublishModel", "PushImage",
                      "ReleaseConfig", "ReleaseTask", "evaluate_released"), "mlbuild.tasks"),
     **dict.fromkeys(("Section", "load_config"), "mlbuild.config"),
-    **dict.fromkeys(("SchemaConfig", "read_csv", "validate_schema"), "mlbuild.data"),
+    **dict.fromkeys(("SchemaConfig", "TableView", "open_table", "read_csv", "read_frame",
+                     "read_table", "validate_schema", "write_rows", "write_table"),
+                    "mlbuild.data"),
     **dict.fromkeys(("GatesConfig", "TiersConfig"), "mlbuild.accuracy"),
     "sources": "mlbuild.data",
 }
@@ -86,12 +88,19 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreIntegrityError",
+    "StoredObject",
+    "TableView",
     "TestsFailedError",
     "TiersConfig",
     "evaluate_released",
     "load_config",
     "open_store",
+    "open_table",
     "read_csv",
+    "read_frame",
+    "read_table",
     "sources",
     "validate_schema",
+    "write_rows",
+    "write_table",
 ]

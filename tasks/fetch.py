@@ -1,13 +1,13 @@
-"""FetchData: the raw data set, as a CSV file in the store.
+"""FetchData: the raw data set, as a typed Arrow table in the store.
 
 Sources: ``builtin:digits`` (scikit-learn's handwritten digits), ``builtin:synthetic``,
-and the URIs mlbuild fetches (file://, https://, s3://), whose content identity enters
-the fingerprint; a pinned ``sha256`` must match the bytes.
+and the URIs mlbuild fetches (file://, https://, s3://) of a CSV, Parquet or Arrow file,
+whose content identity enters the fingerprint; a pinned ``sha256`` must match the bytes.
 """
 
 from __future__ import annotations
 
-from mlbuild import BuildTask, ConfigError, sources
+from mlbuild import BuildTask, ConfigError, sources, write_table
 from tasks.config import load
 
 BUILTINS = ("builtin:digits", "builtin:synthetic")
@@ -35,8 +35,8 @@ def synthetic_frame(rows: int, features: int, classes: int, seed: int):
 
 
 class FetchData(BuildTask):
-    outputs = {"raw": "raw.csv"}
-    packages = ("scikit-learn",)  # builtin:digits ships inside it
+    outputs = {"raw": "raw.arrow"}
+    packages = ("scikit-learn", "pandas", "pyarrow")  # builtin:digits ships inside scikit-learn
 
     def settings(self):
         return {"data": load().data.model_dump()}
@@ -55,10 +55,10 @@ class FetchData(BuildTask):
         data = load().data
         if data.source not in BUILTINS:
             return {"source": data.source,
-                    "sha256": sources.fetch(data.source, outputs["raw"], data.sha256)}
+                    "sha256": sources.fetch_table(data.source, outputs["raw"], data.sha256)}
         s = data.synthetic
         frame = (digits_frame() if data.source == "builtin:digits"
                  else synthetic_frame(s.rows, s.features, s.classes, s.seed))
-        frame.to_csv(outputs["raw"], index=False)
+        write_table(frame, outputs["raw"])
         return {"source": data.source,
                 "sha256": sources.check_file(data.source, outputs["raw"], data.sha256)}

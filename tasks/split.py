@@ -1,16 +1,21 @@
-"""SplitData: a stratified, seeded train/test split of the validated data."""
+"""SplitData: a stratified, seeded train/test split of the validated data.
+
+The parts are row views of FetchData's table: row numbers, not copies of the rows.
+"""
 
 from __future__ import annotations
 
-from mlbuild import BuildTask, DataError, read_csv
+import numpy as np
+
+from mlbuild import BuildTask, DataError, open_table, write_rows
 from tasks.config import load
 from tasks.fetch import FetchData
 from tasks.validate import ValidateData
 
 
 class SplitData(BuildTask):
-    outputs = {"train": "train.csv", "test": "test.csv"}
-    packages = ("pandas", "scikit-learn")
+    outputs = {"train": "train.rows.arrow", "test": "test.rows.arrow"}
+    packages = ("scikit-learn", "pyarrow")
 
     def requires(self):
         # ValidateData gates the split: its result must exist before the data is used.
@@ -24,16 +29,17 @@ class SplitData(BuildTask):
         from sklearn.model_selection import train_test_split
 
         config = load()
-        frame = read_csv(inputs["raw"]["raw"], f"the data from {config.data.source}")
+        raw = inputs["raw"]["raw"]
+        labels = open_table(raw).column(config.schema_.label)
         label, fraction = config.schema_.label, config.split.test_fraction
         try:
-            train, test = train_test_split(frame, test_size=fraction,
-                                           random_state=config.split.seed, stratify=frame[label])
+            train, test = train_test_split(np.arange(len(labels)), test_size=fraction,
+                                           random_state=config.split.seed, stratify=labels)
         except ValueError as exc:
             raise DataError(
                 f"Cannot split the data {fraction:.0%} test, stratified by {label!r}: {exc}.",
                 hint="every class needs at least 2 rows, and the test part at least one row "
                      "per class; change split.test_fraction or add data.") from exc
-        train.sort_index().to_csv(outputs["train"], index=False)
-        test.sort_index().to_csv(outputs["test"], index=False)
+        write_rows(outputs["train"], np.sort(train), self.origin(raw), len(labels))
+        write_rows(outputs["test"], np.sort(test), self.origin(raw), len(labels))
         return {"train_rows": len(train), "test_rows": len(test)}

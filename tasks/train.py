@@ -20,7 +20,7 @@ class TrainVariant(BuildTask):
     variant = luigi.IntParameter()
     outputs = {"model": "model.txt", "score": "score.json"}
     code_modules = ("tasks.training", "tasks.inference")
-    packages = ("lightgbm", "pandas", "scikit-learn")
+    packages = ("lightgbm", "pyarrow", "scikit-learn")
 
     def requires(self):
         return {"split": SplitData()}
@@ -60,7 +60,7 @@ def best_variant(scores: list[dict]) -> dict:
 class TrainModel(BuildTask):
     outputs = {"model": "model.txt"}  # LightGBM's text format: nothing is unpickled
     code_modules = ("tasks.training",)
-    packages = ("lightgbm", "pandas")
+    packages = ("lightgbm", "pyarrow")
 
     def requires(self):
         variants = range(len(load().train.sweep))
@@ -74,7 +74,7 @@ class TrainModel(BuildTask):
         return {"train": train, "label": config.schema_.label}
 
     def build(self, inputs, outputs):
-        from tasks.training import train
+        from tasks.training import train, training_data
 
         config = load()
         if config.train.sweep:
@@ -83,6 +83,6 @@ class TrainModel(BuildTask):
             best = best_variant(scores)
             shutil.copyfile(inputs[f"variant{best['variant']}"]["model"], outputs["model"])
             return {"sweep": scores, "chosen": best["variant"]}
-        train(inputs["split"]["train"], outputs["model"], config.schema_.label,
-              dict(config.train.params), config.train.num_threads)
+        x, y, features = training_data(inputs["split"]["train"], config.schema_.label)
+        train(x, y, features, outputs["model"], dict(config.train.params), config.train.num_threads)
         return None

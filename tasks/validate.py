@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 
-from mlbuild import BuildTask, read_csv, validate_schema
+from mlbuild import BuildTask, read_frame, validate_schema
 from tasks.config import load
 from tasks.fetch import FetchData
 
 
 class ValidateData(BuildTask):
     outputs = {"report": "validation.json"}
-    packages = ("pandas",)
+    packages = ("pandas", "pyarrow")
 
     def requires(self):
         return {"raw": FetchData()}
@@ -25,7 +25,7 @@ class ValidateData(BuildTask):
     def build(self, inputs, outputs):
         config = load()
         where = f"the data from {config.data.source}"
-        frame = read_csv(inputs["raw"]["raw"], where)
+        frame = read_frame(inputs["raw"]["raw"], where)
         validate_schema(frame, config.schema_, f"{where} (checked against [schema] in "
                                                "configs/pipeline.toml)")
         counts = frame[config.schema_.label].value_counts().sort_index()

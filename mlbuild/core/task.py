@@ -39,6 +39,7 @@ Plain Luigi tasks mix in both ways (:mod:`mlbuild.core.interop`):
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -61,7 +62,7 @@ from mlbuild.core.manifest import (
 from mlbuild.core.runlog import record_build, record_failure
 from mlbuild.errors import BuildError, MissingError, MlbuildError
 from mlbuild.settings import cache_dir, store_uri
-from mlbuild.store import LocalCache, Store, open_store
+from mlbuild.store import LocalCache, Store, StoredObject, open_store
 
 log = logging.getLogger("mlbuild")
 
@@ -255,14 +256,27 @@ class BuildTask(luigi.Task):
                 f"{self.fingerprint}.", hint="the store was edited by hand; delete that folder.")
         return manifest
 
+    def stored_outputs(self) -> dict[str, StoredObject]:
+        """Where each output is stored, as the manifest records it."""
+        return {name: StoredObject(f"{self.prefix}/{rec.file}", rec.sha256)
+                for name, rec in self.read_manifest().outputs.items()}
+
     def fetch_outputs(self, cache: LocalCache | None = None) -> dict[str, Path]:
         """This task's outputs as verified local files (from the cache when already there)."""
-        cache = cache or LocalCache(cache_dir())
-        manifest = self.read_manifest()
-        return {
-            name: cache.fetch(self.store, f"{self.prefix}/{rec.file}", rec.sha256)
-            for name, rec in manifest.outputs.items()
-        }
+        return self._fetch(self.stored_outputs(), cache or LocalCache(cache_dir()))
+
+    def _fetch(self, stored: Mapping[str, StoredObject], cache: LocalCache) -> dict[str, Path]:
+        return {name: cache.fetch(self.store, obj.key, obj.sha256) for name, obj in stored.items()}
+
+    def origin(self, path: str | os.PathLike) -> StoredObject:
+        """Where an input file that ``build`` received is stored: a task can then write
+        a small file that refers to it (e.g. a row view of a table) instead of a copy."""
+        found = self.__dict__.get("_origins", {}).get(Path(path))
+        if found is None:
+            raise BuildError(
+                f"{self.task_family}.origin({str(path)!r}): that is not an input file of "
+                "this run; only the outputs of upstream BuildTasks have a stored origin.")
+        return found
 
     def run(self) -> None:
         executor = execution.executor_for(self)
@@ -271,11 +285,15 @@ class BuildTask(luigi.Task):
         started = now()
         cache = LocalCache(cache_dir())
         fingerprinted = self.fingerprint_inputs()["upstream"]
-        inputs = {
-            name: task.fetch_outputs(cache) if isinstance(task, BuildTask)
-            else interop.fetch(task, fingerprinted[name], cache)
-            for name, task in self.upstream().items()
-        }
+        inputs, origins = {}, {}
+        for name, task in self.upstream().items():
+            if isinstance(task, BuildTask):
+                stored = task.stored_outputs()
+                inputs[name] = task._fetch(stored, cache)
+                origins.update({inputs[name][n]: stored[n] for n in stored})
+            else:
+                inputs[name] = interop.fetch(task, fingerprinted[name], cache)
+        self.__dict__["_origins"] = origins
         work = Path(tempfile.mkdtemp(prefix=f"{self.task_family}-", dir=cache.tmpdir()))
         try:
             paths = {name: work / file for name, file in self.outputs.items()}
@@ -288,7 +306,8 @@ class BuildTask(luigi.Task):
                 )
             records = {}
             for name, path in paths.items():
-                info = self.store.put_file(path, f"{self.prefix}/{path.name}")
+                os.chmod(path, 0o444)  # before it is shared: a link in the store, one in the cache
+                info = self.store.put_link(path, f"{self.prefix}/{path.name}")
                 records[name] = OutputRecord(path.name, info.sha256, info.size)
                 cache.adopt(path, info.sha256)
             manifest = Manifest(

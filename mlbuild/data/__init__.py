@@ -3,12 +3,26 @@
 
 from mlbuild.data import sources
 from mlbuild.data.schema import ColumnKind, SchemaConfig, check_schema, read_csv, validate
+from mlbuild.data.tables import (
+    TableView,
+    open_table,
+    read_frame,
+    read_table,
+    write_rows,
+    write_table,
+)
 
 __all__ = [
     "ColumnKind",
     "SchemaConfig",
+    "TableView",
     "check_schema",
+    "open_table",
     "read_csv",
+    "read_frame",
+    "read_table",
     "sources",
     "validate",
+    "write_rows",
+    "write_table",
 ]

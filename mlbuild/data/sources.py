@@ -77,6 +77,29 @@ def fetch(source: str, dest: Path, pinned: str | None = None) -> str:
     return sha256
 
 
+def fetch_table(source: str, dest: Path, pinned: str | None = None) -> str:
+    """Convert the table at ``source`` (CSV, Parquet or Arrow) into an Arrow file at
+    ``dest`` (:func:`mlbuild.data.tables.write_table`); return the source's sha256.
+
+    A ``file://`` source is read where it is; a remote one is downloaded beside ``dest``
+    and removed once converted, so the data is never on disk twice for long.
+    """
+    from mlbuild.data.tables import read_table, write_table
+
+    if source.startswith("file://"):
+        path = _local_path(source)
+        sha256 = check_file(source, path, pinned)
+        write_table(read_table(path, f"data.source {source}"), dest)
+        return sha256
+    download = dest.with_name(f".{dest.name}.source")
+    try:
+        sha256 = fetch(source, download, pinned)
+        write_table(read_table(download, f"data.source {source}"), dest)
+    finally:
+        download.unlink(missing_ok=True)
+    return sha256
+
+
 def check_file(source: str, path: Path, pinned: str | None = None) -> str:
     """The sha256 of a file made from ``source`` (e.g. generated), checked against ``pinned``."""
     sha256 = file_digest(path).sha256

@@ -44,6 +44,14 @@ class StaleWrite:
 
 
 @dataclass(frozen=True)
+class StoredObject:
+    """Where a verified object lives: its key in the store and its sha256."""
+
+    key: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     """The digest and size of one stored object."""
 
@@ -108,9 +116,22 @@ class Store(ABC):
     @abstractmethod
     def put_bytes(self, data: bytes, key: str) -> ObjectInfo: ...
 
+    def put_link(self, path: str | os.PathLike, key: str) -> ObjectInfo:
+        """Store the file at ``path``, which its writer will not change again.
+
+        A folder store on the same file system links it instead of copying it, so a
+        result is on disk once; other backends upload it (``put_file``).
+        """
+        return self.put_file(path, key)
+
     @abstractmethod
     def get_file(self, key: str, dest: str | os.PathLike, sha256: str | None = None) -> ObjectInfo:
         """Download ``key`` to ``dest`` (atomically), verifying it against ``sha256``."""
+
+    def get_link(self, key: str, dest: str | os.PathLike, sha256: str | None = None) -> ObjectInfo:
+        """Like ``get_file``, for a ``dest`` that nobody writes to (the read-only cache):
+        a folder store links its file there after verifying it, instead of copying it."""
+        return self.get_file(key, dest, sha256)
 
     @abstractmethod
     def get_bytes(self, key: str, sha256: str | None = None) -> bytes: ...

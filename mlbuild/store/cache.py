@@ -14,7 +14,9 @@ class LocalCache:
 
     An object enters the cache only after its digest was checked (or computed while it
     was written), so a cached file is handed out without hashing it again. Files are
-    made read-only, because builds receive them directly as their inputs.
+    made read-only, because builds receive them directly as their inputs. With a folder
+    store on the same file system, a cached file and the stored one are hard links to one
+    file (``Store.put_link``, ``Store.get_link``): each result is on disk once.
     """
 
     def __init__(self, root: str | os.PathLike):
@@ -52,6 +54,6 @@ class LocalCache:
         if dest.exists():
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        store.get_file(key, dest, sha256)
+        store.get_link(key, dest, sha256)
         os.chmod(dest, 0o444)
         return dest

@@ -70,6 +70,41 @@ class LocalStore(Store):
         with src:
             return self._write(key, lambda out: copy_hashing(src, out))
 
+    def put_link(self, path: str | os.PathLike, key: str) -> ObjectInfo:
+        """A hard link to ``path`` under ``key``: the result is on disk once, shared with
+        the cache. Across file systems (or where links fail) the file is copied."""
+        try:
+            with open(path, "rb") as src:
+                info = ObjectInfo(hashlib.file_digest(src, "sha256").hexdigest(), src.tell())
+        except OSError as exc:
+            raise StoreError(f"Cannot read {path} to store it as {self.url(key)}: {exc}.") from exc
+        if not self._link(Path(path), self._path(key)):
+            return self.put_file(path, key)
+        return info
+
+    def get_link(self, key: str, dest: str | os.PathLike, sha256: str | None = None) -> ObjectInfo:
+        """Verify the stored file, then hard-link it at ``dest`` (copy it if links fail)."""
+        with self._open(key) as src:
+            info = ObjectInfo(hashlib.file_digest(src, "sha256").hexdigest(), src.tell())
+        check_digest(info, sha256, self.url(key))
+        if not self._link(self._path(key), Path(dest)):
+            return self.get_file(key, dest, sha256)
+        return info
+
+    @staticmethod
+    def _link(src: Path, dest: Path) -> bool:
+        """Link ``src`` at ``dest`` atomically (a temporary name, then a rename)."""
+        tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex}")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.link(src, tmp)
+            os.replace(tmp, dest)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            return False
+        return True
+
     def put_bytes(self, data: bytes, key: str) -> ObjectInfo:
         def fill(out):
             out.write(data)

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from mlbuild.accuracy import Predictions
+from mlbuild.data import read_frame
 from mlbuild.errors import ImageError
 from mlbuild.images import docker
 from mlbuild.settings import reports_dir
@@ -47,7 +48,7 @@ class AcceptanceTest(GatedTask):
 
         config, label = self.release_config(), self.label()
         tag = json.loads(inputs["image"]["image"].read_text())["tag"]
-        test, plan = tier_rows(pd.read_csv(inputs["split"]["test"]), label, config, "fast",
+        test, plan = tier_rows(read_frame(inputs["split"]["test"]), label, config, "fast",
                                self.kind)
         work = outputs["metrics"].parent
         data, out = (work / "data").resolve(), (work / "out").resolve()

@@ -23,6 +23,7 @@ from mlbuild.accuracy import (
     stratified_sample,
     write_reports,
 )
+from mlbuild.data import read_frame
 from mlbuild.errors import GateFailedError, MissingError
 from mlbuild.release import LockFile, released_model
 from mlbuild.settings import cache_dir, reports_dir
@@ -32,7 +33,7 @@ from mlbuild.tasks.inference import Inference
 from mlbuild.tasks.release import ReleaseTask
 
 ACCURACY = ("mlbuild.accuracy",)
-ACCURACY_PACKAGES = ("numpy", "pandas", "scipy")
+ACCURACY_PACKAGES = ("numpy", "pandas", "pyarrow", "scipy")
 
 
 def tier_rows(test, label: str, config: ReleaseConfig, tier: str, kind: str):
@@ -160,12 +161,10 @@ class EvaluateAccuracy(GatedTask):
                      f"model from {lockfile} to start over without a released model.") from exc
 
     def build(self, inputs, outputs):
-        import pandas as pd
-
         baseline = self.baseline()
         folder = outputs["metrics"].parent
         evaluation = evaluate_model(
-            self.model_api(), inputs["model"]["model"], pd.read_csv(inputs["split"]["test"]),
+            self.model_api(), inputs["model"]["model"], read_frame(inputs["split"]["test"]),
             self.label(), self.release_config(), self.kind, self.tier,
             self.fetch_baseline(baseline) if baseline else None, folder,
             {"baseline": baseline}, None if baseline else self.why_no_baseline())
@@ -182,8 +181,6 @@ class EvaluateAccuracy(GatedTask):
 def evaluate_released(task: EvaluateAccuracy, tier: str, folder: Path) -> Evaluation:
     """The model models.lock releases, judged as EvaluateAccuracy judged it, on the test data
     in the store: what a project's accuracy tests run (``make accuracy``)."""
-    import pandas as pd
-
     from mlbuild.settings import store_uri
 
     config = task.release_config()
@@ -197,7 +194,7 @@ def evaluate_released(task: EvaluateAccuracy, tier: str, folder: Path) -> Evalua
     if not split.complete():
         raise MissingError(f"The test data for this configuration ({split}) is not in the "
                            f"store {store.uri}.", hint="run the pipeline first (make pipeline).")
-    test = pd.read_csv(split.fetch_outputs(cache)["test"])
+    test = read_frame(split.fetch_outputs(cache)["test"])
     return evaluate_model(task.model_api(), model, test, task.label(), config, task.kind, tier,
                           task.fetch_baseline(baseline) if baseline else None, folder,
                           {"model": entry.uri, "baseline": baseline})

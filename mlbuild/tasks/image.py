@@ -29,7 +29,7 @@ FILES = Path(__file__).with_name("files")
 SERVING_PACKAGES = ("numpy", "pandas")
 #: what the training image installs besides mlbuild itself: mlbuild's dependencies
 TRAINING_PACKAGES = ("luigi", "boto3", "docker", "pandas", "scikit-learn", "lightgbm", "scipy",
-                     "pydantic", "rich", "matplotlib")
+                     "pydantic", "rich", "matplotlib", "pyarrow")
 
 
 class ImageTask(ReleaseTask):
