@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from mlbuild.data.file_digests import file_sha256
 from mlbuild.errors import ConfigError, IntegrityError, MissingError
 from mlbuild.store import copy_hashing, file_digest, locate
 
@@ -33,7 +34,7 @@ def version(source: str) -> str:
         if not path.is_file():
             raise MissingError(f"data.source {source} does not exist (looked for "
                                f"{path.resolve()}).", hint="check the path in the config.")
-        return file_digest(path).sha256
+        return file_sha256(path)
     if source.startswith("s3://"):
         store, key = locate(source)
         return store.version(key)
@@ -88,7 +89,8 @@ def fetch_table(source: str, dest: Path, pinned: str | None = None) -> str:
 
     if source.startswith("file://"):
         path = _local_path(source)
-        sha256 = check_file(source, path, pinned)
+        sha256 = file_sha256(path)
+        check_pin(source, sha256, pinned)
         write_table(read_table(path, f"data.source {source}"), dest)
         return sha256
     download = dest.with_name(f".{dest.name}.source")

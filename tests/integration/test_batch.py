@@ -100,14 +100,14 @@ def test_a_job_failing_in_its_container_fails_the_task_with_the_containers_error
     project, bucket = on_batch
     ok(project.mlbuild("run", "SplitData"))
     train_key = next(k for k in keys(batch_endpoint, bucket)
-                     if k.startswith(f"{TRAIN_PREFIX}/SplitData/") and k.endswith("/train.csv"))
+                     if k.startswith(f"{TRAIN_PREFIX}/SplitData/") and k.endswith("/train.rows.arrow"))
     s3 = s3_client(batch_endpoint)
     s3.put_object(Bucket=bucket, Key=train_key, Body=b"label,pixel_0\n1,2\n")
     project.extra_env["MLBUILD_BATCH_TASKS"] = "TrainModel"
     result = project.mlbuild("run", "TrainModel")
     assert result.returncode == BatchError.exit_code, result.stderr
     assert "The container exited with code 21" in result.stderr  # luigi.cfg [retcode]
-    assert re.search(r"The container's error: .*IntegrityError: .*train\.csv", result.stderr)
+    assert re.search(r"The container's error: .*IntegrityError: .*train\.rows\.arrow", result.stderr)
     assert not any("/TrainModel/" in k for k in keys(batch_endpoint, bucket))
 
 

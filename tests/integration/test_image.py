@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from mlbuild import open_table
 from mlbuild.errors import ImageError
 from tests.conftest import REPO, docker_client, ok, s3_client
 from tests.services import free_port
@@ -59,7 +60,9 @@ def test_the_pipeline_builds_tests_and_pushes_an_image_that_serves(imaged, docke
     assert pulled.attrs["RepoDigests"] == [f"{remote}@{pushed['digest']}"]
     data = tmp_path / "data"
     data.mkdir()
-    test_csv = next(project.store.glob("SplitData/*/test.csv")).read_text()
+    view = next(project.store.glob("SplitData/*/test.rows.arrow"))
+    test_csv = open_table(view, lambda stored: project.store / stored.key).to_pandas().to_csv(
+        index=False)
     header, *rows = test_csv.splitlines()
     label = header.split(",").index("label")
     features = [",".join(v for i, v in enumerate(line.split(",")) if i != label)

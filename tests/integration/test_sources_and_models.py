@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from mlbuild import read_frame
 from mlbuild.errors import IntegrityError, MissingError
 from tests.conftest import edited_digits, ok
 
@@ -49,9 +50,9 @@ def test_an_http_source_is_fetched_and_a_change_upstream_re_runs_everything(proj
     (folder / "digits.csv").write_text(changed)  # the data changed upstream
     ok(project.luigi())
     assert "FetchData" in project.ran_since(before)
-    raw = next(p for p in project.store.glob("FetchData/*/raw.csv")
+    raw = next(p for p in project.store.glob("FetchData/*/raw.arrow")
                if p.parent.name not in {k.split("/")[1] for k in before})
-    assert raw.read_text() == changed
+    assert read_frame(raw).equals(edited_digits())
 
 
 def test_a_pinned_file_source_with_the_right_digest_is_used(project):

@@ -309,3 +309,58 @@ def test_cache_adopt_of_a_digest_already_cached_keeps_one_copy(cache):
     assert [p for p in files_under(cache.root) if not p.startswith("tmp/")] == [
         f"sha256/{digest[:2]}/{digest[2:]}"
     ]
+
+
+# ------------------------------------------------------ one copy on disk (hard links)
+
+
+def test_put_link_stores_the_file_itself_once_on_disk(local_store, tmp_path):
+    src = tmp_path / "result.bin"
+    src.write_bytes(b"result bytes")
+    info = local_store.put_link(src, "T/fp/result.bin")
+    stored = local_store.root / "T/fp/result.bin"
+    assert info == ObjectInfo(sha256(b"result bytes"), 12)
+    assert stored.read_bytes() == b"result bytes"
+    assert stored.stat().st_ino == src.stat().st_ino  # the same file, not a copy
+    assert local_store.list("T") == ["T/fp/result.bin"]  # no temporary name left
+
+
+def test_cache_fetch_from_a_folder_store_links_the_verified_file(local_store, cache):
+    info = local_store.put_bytes(b"model bytes", "m/model.txt")
+    path = cache.fetch(local_store, "m/model.txt", info.sha256)
+    assert path.stat().st_ino == (local_store.root / "m/model.txt").stat().st_ino
+    assert is_read_only(path)
+
+
+def test_a_result_built_into_a_folder_store_shares_one_file_with_the_cache(local_store, cache):
+    out = cache.tmpdir() / "out.txt"
+    out.write_bytes(b"result")
+    info = local_store.put_link(out, "T/fp/out.txt")
+    cached = cache.adopt(out, info.sha256)
+    assert cached.stat().st_ino == (local_store.root / "T/fp/out.txt").stat().st_ino
+    assert cached.stat().st_nlink == 2
+    local_store.delete("T/fp/out.txt")  # gc of the store leaves the cache's name whole
+    assert cached.read_bytes() == b"result"
+
+
+def test_get_link_verifies_before_it_links(local_store, cache):
+    local_store.put_bytes(b"tampered", "m/model.txt")
+    with pytest.raises(IntegrityError):
+        cache.fetch(local_store, "m/model.txt", sha256(b"original"))
+    assert [p for p in files_under(cache.root) if not p.startswith("tmp/")] == []
+
+
+def test_where_links_fail_the_folder_store_copies(local_store, cache, tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    src = tmp_path / "result.bin"
+    src.write_bytes(b"across devices")
+    info = local_store.put_link(src, "T/fp/result.bin")
+    stored = local_store.root / "T/fp/result.bin"
+    assert stored.read_bytes() == b"across devices"
+    assert stored.stat().st_ino != src.stat().st_ino
+    path = cache.fetch(local_store, "T/fp/result.bin", info.sha256)
+    assert path.read_bytes() == b"across devices"
+    assert path.stat().st_ino != stored.stat().st_ino
