@@ -57,9 +57,13 @@ learning_rate = 0.1
 num_leaves = 31
 seed = 42
 
+# A gate that tests something: the fast tier then scores a few hundred rows.
 [[gates.threshold]]
 metric = "accuracy"
-min = 0.5
+min = 0.97
+
+[accuracy]
+expected = 0.99
 
 [publish]
 model_name = "scale"

@@ -31,9 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     runs_tasks = {"parents": [module], "epilog": EXIT_CODES,
                   "formatter_class": argparse.RawDescriptionHelpFormatter}
 
-    run = sub.add_parser("run", **runs_tasks,
+    run = sub.add_parser("run", **runs_tasks, add_help=False,
                          help="run a task and everything it needs, with progress")
-    run.add_argument("task", help="task family, e.g. FullPipeline")
+    run.add_argument("task", nargs="?", help="task family, e.g. FullPipeline")
+    run.add_argument("-h", "--help", action="store_true",
+                     help="show this help, and the task's options when a task is named")
+    run.set_defaults(usage=run)
     run.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     run.add_argument("-v", "--verbose", action="store_true", help="show Luigi's own log")
 
@@ -116,8 +119,16 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args, extra: list[str]) -> int:
     from rich.console import Console
 
-    from mlbuild.ci.runner import project_task, run_task
+    from mlbuild.ci.runner import import_project, project_task, run_task
 
+    if args.help or not args.task:
+        args.usage.print_help()
+        if args.task:
+            from mlbuild.ci.task_options import options, task_class
+
+            import_project(args.module)
+            print(f"\n{args.task}'s options:\n" + "\n".join(options(task_class(args.task, args.module))))
+        return 0 if args.help else EXIT_USAGE
     console = Console(stderr=True, highlight=False)
     with project_task(args.module, args.task, extra) as task:
         outcome = run_task(task, workers=args.workers, verbose=args.verbose, console=console)

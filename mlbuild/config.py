@@ -20,6 +20,15 @@ from mlbuild.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
+class KeyProblems(ValueError):
+    """What a validator raises for several problems at once: each is listed and counted
+    under its own key (``{"num_leafs": "not a LightGBM parameter"}``)."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
 class Section(BaseModel):
     """Base for configuration sections: unknown keys are errors; types are not coerced."""
 
@@ -56,10 +65,18 @@ def read_toml(path: Path) -> dict:
     except FileNotFoundError:
         raise ConfigError(
             f"The configuration file {path} does not exist.",
-            hint="run from the project's root folder, or set its path in luigi.cfg.",
+            hint="run from the project's root folder, or check the path given (--pipeline-config, or [pipeline] config in luigi.cfg).",
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
+
+
+def _problems(model: type[BaseModel], error: dict) -> list[str]:
+    several = error.get("ctx", {}).get("error")
+    if isinstance(several, KeyProblems):
+        key = ".".join(str(p) for p in error["loc"])
+        return [f"{key}.{sub}: {message}" for sub, message in several.problems.items()]
+    return [_describe(model, error)]
 
 
 def validate(raw: dict, model: type[M], where: str | os.PathLike) -> M:
@@ -67,8 +84,9 @@ def validate(raw: dict, model: type[M], where: str | os.PathLike) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = "\n".join(f"  - {_describe(model, e)}" for e in exc.errors())
-        raise ConfigError(f"{where} has {exc.error_count()} problem(s):\n{problems}") from None
+        problems = [p for e in exc.errors() for p in _problems(model, e)]
+        listed = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"{where} has {len(problems)} problem(s):\n{listed}") from None
 
 
 @cache

@@ -6,9 +6,7 @@ from __future__ import annotations
 import luigi
 from pydantic import Field
 
-from mlbuild import ReleaseConfig, SchemaConfig, Section, load_config
-
-Scalar = bool | int | float | str
+from mlbuild import LightGBMParams, ReleaseConfig, SchemaConfig, Section, load_config
 
 
 class SyntheticConfig(Section):
@@ -36,11 +34,11 @@ class SplitConfig(Section):
 class TrainConfig(Section):
     #: fixed so that training is deterministic (DESIGN.md invariant 5)
     num_threads: int = Field(default=2, ge=1)
-    #: LightGBM parameters, passed through
-    params: dict[str, Scalar] = {}
+    #: LightGBM parameters, checked against LightGBM's names and aliases
+    params: LightGBMParams = {}
     #: a hyper-parameter sweep: each entry overrides `params` for one variant; TrainModel
     #: then keeps the variant with the best validation accuracy (empty: no sweep)
-    sweep: list[dict[str, Scalar]] = []
+    sweep: list[LightGBMParams] = []
     #: the share of the training rows held out to compare the variants
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
 

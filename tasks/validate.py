@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from mlbuild import BuildTask, read_frame, validate_schema
-from tasks.config import load
+from tasks.config import load, pipeline
 from tasks.fetch import FetchData
 
 
@@ -26,8 +26,8 @@ class ValidateData(BuildTask):
         config = load()
         where = f"the data from {config.data.source}"
         frame = read_frame(inputs["raw"]["raw"], where)
-        validate_schema(frame, config.schema_, f"{where} (checked against [schema] in "
-                                               "configs/pipeline.toml)")
+        validate_schema(frame, config.schema_,
+                        f"{where} (checked against [schema] in {pipeline().config})")
         counts = frame[config.schema_.label].value_counts().sort_index()
         report = {"rows": len(frame), "columns": len(frame.columns),
                   "classes": {str(k): int(v) for k, v in counts.items()}}

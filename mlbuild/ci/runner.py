@@ -23,12 +23,22 @@ import luigi.execution_summary
 import luigi.interface
 from luigi.cmdline_parser import CmdlineParser
 from luigi.execution_summary import LuigiStatusCode
-from luigi.task_register import TaskClassException
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mlbuild.ci import task_options
 from mlbuild.core.runlog import RUN_DIR_ENV, Failure, read_failures
 from mlbuild.errors import ConfigError, MissingError, MlbuildError
+
+
+def import_project(module: str) -> None:
+    try:
+        __import__(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"Cannot import the project module {module!r}: {exc}.",
+            hint="run from the project's root folder, or name the module with --module.",
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -38,18 +48,15 @@ def project_task(module: str, task: str, args: list[str]) -> Iterator[luigi.Task
     Inside the ``with`` block, Luigi configuration given in ``args`` (``--workers 2``,
     ``--mlbuild-store s3://...``) is in force, as it is for the ``luigi`` command.
     """
-    try:
-        __import__(module)
-    except ImportError as exc:
-        raise ConfigError(
-            f"Cannot import the project module {module!r}: {exc}.",
-            hint="run from the project's root folder, or name the module with --module.",
-        ) from exc
-    try:
-        with CmdlineParser.global_instance([task, *args], allow_override=True) as parser:
-            yield parser.get_task_obj()
-    except TaskClassException as exc:
-        raise ConfigError(f"{exc}.", hint="`mlbuild status` lists the tasks.") from None
+    import_project(module)
+    cls = task_options.task_class(task, module)
+    task_options.check_args(cls, args)
+    with CmdlineParser.global_instance([task, *args], allow_override=True) as parser:
+        try:
+            obj = parser.get_task_obj()
+        except task_options.BAD_VALUE_ERRORS as exc:
+            raise task_options.bad_value(cls, exc) from None
+        yield obj
 
 
 class _CapturingFactory(luigi.interface._WorkerSchedulerFactory):

@@ -38,6 +38,7 @@ Plain Luigi tasks mix in both ways (:mod:`mlbuild.core.interop`):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -48,7 +49,7 @@ from typing import Any, ClassVar
 
 import luigi
 
-from mlbuild.core import execution, interop
+from mlbuild.core import execution, interop, logs
 from mlbuild.core import fingerprint as fp
 from mlbuild.core.manifest import (
     MANIFEST,
@@ -65,6 +66,7 @@ from mlbuild.settings import cache_dir, store_uri
 from mlbuild.store import LocalCache, Store, StoredObject, open_store
 
 log = logging.getLogger("mlbuild")
+logs.install()  # Luigi logs mlbuild's errors as their messages, not as tracebacks
 
 Inputs = dict[str, dict[str, Path]]
 
@@ -79,6 +81,22 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+@contextlib.contextmanager
+def _blaming(task: luigi.Task):
+    """Mark an mlbuild error raised inside as ``task``'s, unless a deeper task has it."""
+    try:
+        yield
+    except MlbuildError as exc:
+        if not hasattr(exc, "blamed_task"):
+            exc.blamed_task = str(task)
+        raise
+
+
+def blamed(exc: BaseException, task: luigi.Task) -> str:
+    """The task an error is about: the one whose own inputs raised it, else ``task``."""
+    return getattr(exc, "blamed_task", None) or str(task)
 
 
 class BuildTask(luigi.Task):
@@ -178,19 +196,21 @@ class BuildTask(luigi.Task):
         """Everything the fingerprint covers, computed once per task instance."""
         cached = self.__dict__.get("_fingerprint_inputs")
         if cached is None:
-            params = dict(self.to_str_params(only_significant=True, only_public=True))
-            params.update(flatten(self.settings()))
-            modules = dict.fromkeys((*self.task_modules(), *self.code_modules))
-            cached = {
-                "family": self.task_family,
-                "params": params,
-                "code": {m: fp.code_digest(m) for m in modules},
-                "packages": {p: fp.package_version(p) for p in self.packages},
-                "data": dict(self.data_digests()),
-                "upstream": {
-                    n: t.fingerprint if isinstance(t, BuildTask) else interop.identity(t)
-                    for n, t in self.upstream().items()
-                },
+            upstream = self.upstream()
+            with _blaming(self):  # a bad config or missing data is this task's, not its users'
+                params = dict(self.to_str_params(only_significant=True, only_public=True))
+                params.update(flatten(self.settings()))
+                modules = dict.fromkeys((*self.task_modules(), *self.code_modules))
+                cached = {
+                    "family": self.task_family,
+                    "params": params,
+                    "code": {m: fp.code_digest(m) for m in modules},
+                    "packages": {p: fp.package_version(p) for p in self.packages},
+                    "data": dict(self.data_digests()),
+                }
+            cached["upstream"] = {
+                n: t.fingerprint if isinstance(t, BuildTask) else interop.identity(t)
+                for n, t in upstream.items()
             }
             self.__dict__["_fingerprint_inputs"] = cached
         return cached
@@ -236,7 +256,7 @@ class BuildTask(luigi.Task):
             return self.result_exists() and self.invalidation_reason() is None
         except MissingError as exc:
             if not interop.not_made(exc):
-                record_failure(str(self), exc)
+                record_failure(blamed(exc, self), exc)
                 raise
             # A plain upstream task has not made its output yet: Luigi runs it (or reports
             # the missing external data) and this task's fingerprint is computed after.
@@ -244,7 +264,7 @@ class BuildTask(luigi.Task):
             return False
         except BaseException as exc:
             # Raised while Luigi schedules: record it, as run() failures are.
-            record_failure(str(self), exc)
+            record_failure(blamed(exc, self), exc)
             raise
 
     def read_manifest(self) -> Manifest:

@@ -72,9 +72,14 @@ def _column_kinds(columns: list[str], schema: SchemaConfig) -> tuple[dict[str, s
     return kinds, problems
 
 
+def plain(value):
+    """A numpy scalar as the Python value it holds, so messages say 12, not np.int64(12)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def _first_bad(values, bad_mask) -> str:
     row = int(bad_mask.to_numpy().nonzero()[0][0])
-    return f"first {values.iloc[row]!r} in data row {row + 1}"
+    return f"first {plain(values.iloc[row])!r} in data row {row + 1}"
 
 
 def _column_problems(frame, column: str, kind: str, schema: SchemaConfig) -> list[str]:
@@ -108,7 +113,7 @@ def _label_problems(values, schema: SchemaConfig) -> list[str]:
     problems, label = [], schema.label
     labels = pd.to_numeric(values, errors="coerce").dropna()
     if schema.allowed_labels is not None:
-        bad = sorted(set(labels.unique()) - set(schema.allowed_labels))
+        bad = sorted(set(map(plain, labels.unique())) - set(schema.allowed_labels))
         if bad:
             problems.append(f"label column {label!r}: label(s) {bad[:10]} are not in "
                             f"schema.allowed_labels {schema.allowed_labels}.")

@@ -113,7 +113,10 @@ class GatedTask(ReleaseTask):
 class EvaluateAccuracy(GatedTask):
     """The candidate model on the test data, gated, and compared with the released one."""
 
-    tier = luigi.ChoiceParameter(choices=["fast", "full"], default="fast")
+    tier = luigi.ChoiceParameter(
+        choices=["fast", "full"], default="fast",
+        description="rows to evaluate: fast, the sample [accuracy] plans (every build); "
+                    "full, the whole test split (scheduled runs)")
 
     @property
     def code_modules(self) -> tuple[str, ...]:

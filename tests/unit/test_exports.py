@@ -22,7 +22,7 @@ PUBLIC = {
     "mlbuild": {
         "AcceptanceTest", "BatchError", "BuildError", "BuildImage", "BuildTask",
         "BuildTrainingImage", "ConfigError", "DataError", "EvaluateAccuracy", "FullPipeline",
-        "GateFailedError", "GatesConfig", "ImageConfig", "ImageError", "IntegrityError", "LocalCache",
+        "GateFailedError", "GatesConfig", "ImageConfig", "ImageError", "IntegrityError", "LightGBMParams", "LocalCache",
         "MissingError", "MlbuildError", "ObjectInfo", "ObjectMissingError", "PublishConfig", "PublishModel",
         "PushImage", "ReleaseConfig", "ReleaseTask", "SchemaConfig", "Section", "Store",
         "StoreError", "StoreIntegrityError", "TestsFailedError", "TiersConfig", "evaluate_released", "load_config",
