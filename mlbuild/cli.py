@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from mlbuild.errors import ERROR_KINDS, EXIT_INTERRUPTED, EXIT_USAGE, MlbuildError
 
@@ -282,6 +284,15 @@ def _gc(args, extra: list[str]) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI job stopped, a container stopped), raised in the main thread so that
+    everything unwinds as for Ctrl-C: temporary folders are removed, Batch jobs ended."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     # The project's module is found in the folder mlbuild runs in, as `python -m` finds it.
     if os.getcwd() not in sys.path and "" not in sys.path:
@@ -291,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
     handler = {"run": _run, "status": _status, "models": _models, "gc": _gc,
                "accuracy": _accuracy, "stage": _stage, "ci": _ci, "batch": _batch}[args.command]
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return handler(args, extra)
     except MlbuildError as exc:
@@ -298,9 +311,17 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             print(f"Hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("mlbuild: terminated (SIGTERM). Finished tasks are kept in the store; run the "
+              "command again to resume.", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("mlbuild: interrupted", file=sys.stderr)
+        print("mlbuild: interrupted. Finished tasks are kept in the store; run the command "
+              "again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `mlbuild … | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

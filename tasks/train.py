@@ -84,5 +84,6 @@ class TrainModel(BuildTask):
             shutil.copyfile(inputs[f"variant{best['variant']}"]["model"], outputs["model"])
             return {"sweep": scores, "chosen": best["variant"]}
         x, y, features = training_data(inputs["split"]["train"], config.schema_.label)
-        train(x, y, features, outputs["model"], dict(config.train.params), config.train.num_threads)
+        train(x, y, features, outputs["model"], dict(config.train.params),
+              config.train.num_threads, self.progress)
         return None

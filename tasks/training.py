@@ -19,7 +19,7 @@ def training_data(rows: Path, label: str):
 
 
 def train(x, y, features: list[str], model_path: Path, params: dict[str, Any],
-          num_threads: int) -> None:
+          num_threads: int, progress=None) -> None:
     import lightgbm as lgb
 
     params = {"seed": 0, **params, **DETERMINISM, "num_threads": num_threads}
@@ -27,7 +27,8 @@ def train(x, y, features: list[str], model_path: Path, params: dict[str, Any],
         params["num_class"] = int(y.max()) + 1
     rounds = int(params.pop("num_iterations", 100))
     data = lgb.Dataset(x, label=y, feature_name=features, free_raw_data=False)
-    booster = lgb.train(params, data, num_boost_round=rounds)
+    shown = [lambda env: progress(env.iteration + 1, env.end_iteration, "round")] if progress else []
+    booster = lgb.train(params, data, num_boost_round=rounds, callbacks=shown)
     booster.save_model(str(model_path))
 
 

@@ -36,6 +36,27 @@ def _read(path: Path | None) -> dict:
     return read_toml(path)
 
 
+def _check_flags(flags: dict[str, float | None], has_accuracy_gate: bool) -> None:
+    """Name each flag given out of range, in the flag's own words, all at once."""
+    problems = []
+    for name, value in flags.items():
+        if value is None or 0 < value < 1:
+            continue
+        percent = f" Did you mean {value / 100:g} ({value:g}%)?" if 1 < value <= 100 else ""
+        problems.append(f"--{name} {value:g}: a share between 0 and 1.{percent}")
+    expected, drop = flags.get("expected"), flags.get("drop")
+    if (drop is not None and 0 < drop < 1 and expected is not None and 0 < expected < 1
+            and drop >= expected):
+        problems.append(f"--drop {drop:g} is not less than --expected {expected:g}: the gate "
+                        f"would be at {expected - drop:g}.")
+    if drop is not None and (has_accuracy_gate or flags.get("limit") is not None):
+        problems.append(f"--drop {drop:g} plans a gate only where there is no accuracy gate; "
+                        "this plan has one: give its limit with --limit instead.")
+    if problems:
+        raise ConfigError("Cannot plan:\n" + "\n".join(f"  - {p}" for p in problems),
+                          hint="accuracies, levels and margins are fractions: 0.95, not 95.")
+
+
 def plan_from_config(path: str | None, *, expected: float | None = None, limit: float | None = None,
                      drop: float | None = None, alpha: float | None = None,
                      power: float | None = None, interval: str | None = None,
@@ -45,6 +66,9 @@ def plan_from_config(path: str | None, *, expected: float | None = None, limit: 
     each given value overriding it."""
     raw = _read(None if path is None else Path(path))
     accuracy, gates = dict(raw.get("accuracy", {})), dict(raw.get("gates", {}))
+    _check_flags({"expected": expected, "limit": limit, "drop": drop, "alpha": alpha,
+                  "power": power, "margin": margin, "discordance": discordance},
+                 any(t.get("metric") == "accuracy" for t in gates.get("threshold", [])))
     overrides = {"expected": expected, "drop": drop, "alpha": alpha, "power": power,
                  "discordance": discordance}
     accuracy.update({k: v for k, v in overrides.items() if v is not None})

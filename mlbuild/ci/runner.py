@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mlbuild.ci import task_options
-from mlbuild.core.runlog import RUN_DIR_ENV, Failure, read_failures
+from mlbuild.core.runlog import RUN_DIR_ENV, Failure, read_durations, read_failures
 from mlbuild.errors import ConfigError, MissingError, MlbuildError
 
 
@@ -81,6 +81,8 @@ class _ProgressWatcher(threading.Thread):
         self.factory, self.console = factory, console
         self.stop = threading.Event()
         self.seen: dict[str, str] = {}
+        self.said: dict[str, float] = {}  # task id -> when its progress was last printed
+        self.messages: dict[str, str] = {}  # task id -> what the running task says it is doing
 
     def _states(self) -> dict[str, tuple[str, str]] | None:
         scheduler = self.factory.scheduler
@@ -94,6 +96,8 @@ class _ProgressWatcher(threading.Thread):
                     continue
                 for task_id, info in listed.items():
                     states[task_id] = (status, info.get("display_name") or task_id)
+                    if status == "RUNNING" and info.get("status_message"):
+                        self.messages[task_id] = info["status_message"]
         except RuntimeError:  # the scheduler changed while we read it; read again next tick
             return None
         return states
@@ -113,8 +117,10 @@ class _ProgressWatcher(threading.Thread):
         if not states:
             return
         finished = sum(1 for s, _ in states.values() if s in ("DONE", "FAILED", "DISABLED"))
-        running = [name for s, name in states.values() if s == "RUNNING"]
-        for task_id, (status, name) in states.items():
+        running = [f"{name} ({self.messages[i]})" if i in self.messages else name
+                   for i, (s, name) in states.items() if s == "RUNNING"]
+        # Tasks that finished first, then those that started: the lines read in order.
+        for task_id, (status, name) in sorted(states.items(), key=lambda s: s[1][0] == "RUNNING"):
             before = self.seen.get(task_id)
             changed = before != status and status in ("RUNNING", "DONE", "FAILED")
             # A task first seen DONE was complete already: not worth a line.
@@ -122,9 +128,23 @@ class _ProgressWatcher(threading.Thread):
                 mark = {"RUNNING": "…", "DONE": "[green]✓[/]", "FAILED": "[red]✗[/]"}[status]
                 self.console.print(f"{mark} {name}", highlight=False)
             self.seen[task_id] = status
+            if status == "RUNNING" and not live and task_id in self.messages:
+                self._say_progress(task_id, name)
         if live:
             label = "running " + ", ".join(running[:3]) if running else "waiting"
             progress.update(bar, total=len(states), completed=finished, description=label)
+
+
+    def _say_progress(self, task_id: str, name: str) -> None:
+        """Off a terminal, a running task's progress every PROGRESS_LINE_EVERY seconds."""
+        moment = time.monotonic()
+        if moment - self.said.setdefault(task_id, moment) >= PROGRESS_LINE_EVERY:
+            self.said[task_id] = moment
+            self.console.print(f"… {name}: {self.messages[task_id]}", highlight=False)
+
+
+#: off a terminal, seconds between two lines of one running task's progress
+PROGRESS_LINE_EVERY = 10.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +165,19 @@ def _exit_code(status: LuigiStatusCode, failures: list[Failure]) -> int:
     if status == LuigiStatusCode.MISSING_EXT:
         return MissingError.exit_code
     return MlbuildError.exit_code
+
+
+def _ran(task: luigi.Task, sets: dict, durations: list[tuple[str, float]],
+         status: LuigiStatusCode) -> str:
+    """The tasks that ran, each with its duration, in the order they started."""
+    ran = {str(t) for t in sets.get("completed", ())}
+    timed = [f"{name} {seconds:.1f} s" for name, seconds in durations if name in ran]
+    untimed = sorted(ran - {name for name, _ in durations})
+    if ran:
+        return ", ".join(timed + untimed)
+    if status == LuigiStatusCode.SUCCESS and sets.get("already_done"):
+        return f"nothing: {task} is complete, and so is everything it needs"
+    return "none"
 
 
 def run_task(task: luigi.Task, workers: int = 1, verbose: bool = False,
@@ -171,15 +204,17 @@ def run_task(task: luigi.Task, workers: int = 1, verbose: bool = False,
             else:
                 os.environ[RUN_DIR_ENV] = previous
         failures = read_failures(run_dir)
+        durations = read_durations(run_dir)
     # Luigi's own tally, as its retcodes module reads it.
     sets = luigi.execution_summary._summary_dict(result.worker)
     tally = {k: len(v) for k, v in sets.items()}
-    ran = ", ".join(sorted(str(t) for t in sets.get("completed", ()))) or "none"
-    summary = (f"ran: {ran}\n"
-               f"{tally.get('completed', 0)} task(s) ran, {tally.get('already_done', 0)} already "
-               f"complete, {tally.get('failed', 0)} failed, "
-               f"{tally.get('upstream_failure', 0) + tally.get('upstream_scheduling_error', 0)} "
-               f"blocked; {time.monotonic() - started:.1f} s")
+    blocked = tally.get("upstream_failure", 0) + tally.get("upstream_scheduling_error", 0)
+    counts = (f"{tally.get('completed', 0)} task(s) ran, {tally.get('already_done', 0)} already "
+              f"complete, {tally.get('failed', 0)} failed, {blocked} blocked")
+    if not sets.get("completed") and not failures and result.status == LuigiStatusCode.SUCCESS:
+        counts = "0 task(s) ran"  # Luigi looks no further than a complete task: no tally
+    summary = (f"ran: {_ran(task, sets, durations, result.status)}\n"
+               f"{counts}; {time.monotonic() - started:.1f} s")
     states = {"completed": "ran", "already_done": "complete", "failed": "failed",
               "scheduling_error": "failed", "upstream_failure": "blocked",
               "upstream_scheduling_error": "blocked", "upstream_missing_dependency": "blocked",

@@ -36,9 +36,6 @@ class Failure:
 
 
 def record_failure(task: str, exc: BaseException) -> None:
-    run_dir = os.environ.get(RUN_DIR_ENV)
-    if not run_dir:
-        return
     known = isinstance(exc, MlbuildError)
     failure = Failure(
         task=task,
@@ -48,10 +45,7 @@ def record_failure(task: str, exc: BaseException) -> None:
         traceback="" if known else "".join(tb.format_exception(exc)),
         hint=(exc.hint or "") if known else "",
     )
-    folder = Path(run_dir, "failures")
-    folder.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", task)[:150]
-    (folder / f"{name}.json").write_text(json.dumps(failure.__dict__))
+    _record("failures", task, failure.__dict__)
 
 
 def read_failures(run_dir: str | os.PathLike) -> list[Failure]:
@@ -61,6 +55,32 @@ def read_failures(run_dir: str | os.PathLike) -> list[Failure]:
     # In the order they happened: the first failure is usually the cause of the others.
     files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
     return [Failure(**json.loads(p.read_text())) for p in files]
+
+
+def _record(kind: str, task: str, data: dict) -> None:
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if not run_dir:
+        return
+    folder = Path(run_dir, kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", task)[:150]
+    (folder / f"{name}.json").write_text(json.dumps(data))
+
+
+def record_duration(task: str, started: str, finished: str) -> None:
+    """When a task that ran began and ended (ISO times), for the run's summary."""
+    _record("durations", task, {"task": task, "started": started, "finished": finished})
+
+
+def read_durations(run_dir: str | os.PathLike) -> list[tuple[str, float]]:
+    """(task, seconds) of each task that ran, in the order they started."""
+    from datetime import datetime
+
+    folder = Path(run_dir, "durations")
+    records = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
+    records.sort(key=lambda r: r["started"])
+    return [(r["task"], (datetime.fromisoformat(r["finished"])
+                         - datetime.fromisoformat(r["started"])).total_seconds()) for r in records]
 
 
 BUILD_LOG_ENV = "MLBUILD_BUILD_LOG"

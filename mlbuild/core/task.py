@@ -43,6 +43,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -60,12 +61,14 @@ from mlbuild.core.manifest import (
     now,
     python_version,
 )
-from mlbuild.core.runlog import record_build, record_failure
+from mlbuild.core.runlog import record_build, record_duration, record_failure
 from mlbuild.errors import BuildError, MissingError, MlbuildError
 from mlbuild.settings import cache_dir, store_uri
 from mlbuild.store import LocalCache, Store, StoredObject, open_store
 
 log = logging.getLogger("mlbuild")
+#: seconds between two progress reports of one task
+PROGRESS_EVERY = 1.0
 logs.install()  # Luigi logs mlbuild's errors as their messages, not as tracebacks
 
 Inputs = dict[str, dict[str, Path]]
@@ -288,6 +291,16 @@ class BuildTask(luigi.Task):
     def _fetch(self, stored: Mapping[str, StoredObject], cache: LocalCache) -> dict[str, Path]:
         return {name: cache.fetch(self.store, obj.key, obj.sha256) for name, obj in stored.items()}
 
+    def progress(self, done: int, total: int, what: str = "") -> None:
+        """Say how far ``build`` is (e.g. boosting round 40 of 100): luigid's page shows it,
+        and so does ``mlbuild run``. Cheap to call often: it is passed on once a second."""
+        moment = time.monotonic()
+        if done < total and moment - self.__dict__.get("_progress_at", 0.0) < PROGRESS_EVERY:
+            return
+        self.__dict__["_progress_at"] = moment
+        self.set_status_message(f"{what} {done}/{total}".strip())
+        self.set_progress_percentage(round(100 * done / total) if total else 0)
+
     def origin(self, path: str | os.PathLike) -> StoredObject:
         """Where an input file that ``build`` received is stored: a task can then write
         a small file that refers to it (e.g. a row view of a table) instead of a copy."""
@@ -346,6 +359,7 @@ class BuildTask(luigi.Task):
             # Last: from this moment the task is complete.
             self.store.put_bytes(manifest.to_json(), f"{self.prefix}/{MANIFEST}")
             record_build(str(self), self.task_family, self.fingerprint)
+            record_duration(str(self), manifest.started, manifest.finished)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
