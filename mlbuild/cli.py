@@ -68,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         "gc", help="remove results nothing needs: not reached from models.lock or the newest "
                    "runs; and writes that never finished")
     gc.add_argument("--keep-runs", type=int, default=5, metavar="N",
-                    help="keep what the newest N runs reached (default 5)")
+                    help="keep what the newest N runs reached (default 5). A run is a result "
+                         "no other result needs (e.g. the last task of a pipeline run), "
+                         "with everything it was built from")
     gc.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
                     help="unfinished writes begun this many hours ago or more (default 24)")
     gc.add_argument("--lock", default="models.lock", help="path of the lock file")
@@ -261,24 +263,33 @@ def _ci(args, extra: list[str]) -> int:
 
 def _gc(args, extra: list[str]) -> int:
     from datetime import timedelta
+    from pathlib import Path
 
+    from mlbuild.errors import MissingError
     from mlbuild.release import gc
     from mlbuild.release.lockfile import LockFile
     from mlbuild.settings import store_uri
     from mlbuild.store import open_store
 
     store = open_store(store_uri())
+    if "://" not in store.uri or store.uri.startswith("file://"):
+        folder = Path(store.uri.removeprefix("file://"))
+        if not folder.is_dir():
+            raise MissingError(f"The store {store.uri} does not exist (looked for "
+                               f"{folder.resolve()}).", hint="check MLBUILD_STORE or [mlbuild] "
+                               "store in luigi.cfg; run from the project's root folder.")
     plan = gc.plan(store, LockFile.read(args.lock), args.keep_runs,
                    timedelta(hours=args.older_than))
     verb = "would remove" if args.dry_run else "removed"
     for folder, files in sorted(plan.drop.items()):
-        print(f"{verb} {store.url(folder)}/ ({len(files)} object(s))")
+        print(f"{verb} {store.url(folder)}/ ({len(files)} object(s), "
+              f"{human_size(plan.sizes.get(folder, 0))})")
     for write in plan.stale:
         print(f"{'would discard' if args.dry_run else 'discarded'} the unfinished write of "
               f"{store.url(write.key)} (begun {write.started:%Y-%m-%d %H:%M:%S})")
     if not args.dry_run:
         gc.collect(store, plan)
-    print(f"{len(plan.drop)} result(s), {plan.drop_bytes} bytes, {verb}; {len(plan.keep)} kept; "
+    print(f"{len(plan.drop)} result(s), {human_size(plan.drop_bytes)}, {verb}; {len(plan.keep)} kept; "
           f"{len(plan.stale)} unfinished write(s) {'found' if args.dry_run else 'discarded'} "
           f"in {store.uri}")
     return 0
@@ -293,7 +304,39 @@ def _terminate(signum, frame):
     raise Terminated
 
 
+def human_size(size: float) -> str:
+    """Bytes as people read them: 0 B, 812 B, 4.2 MiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def project_root(start: str) -> str | None:
+    """The nearest folder at or above ``start`` that holds a luigi.cfg: the project's root,
+    found as git finds its repository, so that commands work from any subfolder."""
+    folder = os.path.abspath(start)
+    while True:
+        if os.path.isfile(os.path.join(folder, "luigi.cfg")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def _enter_project() -> None:
+    root = project_root(os.getcwd())
+    if root and root != os.getcwd():
+        import luigi.configuration
+
+        os.chdir(root)  # relative paths in luigi.cfg and the configs are the root's
+        luigi.configuration.get_config().reload()
+
+
 def main(argv: list[str] | None = None) -> int:
+    _enter_project()
     # The project's module is found in the folder mlbuild runs in, as `python -m` finds it.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())

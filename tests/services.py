@@ -295,6 +295,11 @@ def start_all() -> None:
     print(f"registry: up at {registry().url}")
     build_base_image(url)
     print(f"base image: {BASE_IMAGE}")
+    if not shutil.which("chromium"):  # the report tests look at report.html in a browser
+        apt_install("chromium", "fonts-dejavu-core")
+    print(f"browser: {shutil.which('chromium') or 'not installed (the report tests will skip)'}")
+    print(f'To use these services in your shell: eval "$({Path(sys.executable).name} -m '
+          'tests.services env)"')
 
 
 def stop_all() -> None:

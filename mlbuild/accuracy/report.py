@@ -1,14 +1,13 @@
 """Reports of an evaluation: ``metrics.json`` (everything), ``junit.xml`` (a test case per
 gate and slice, failures carrying the numbers), ``report.md`` (short enough for a
-pull-request comment) and ``report.html`` (plots: confusion matrices, ROC or calibration,
-candidate beside the released model). Written whether the gates pass or not.
+pull-request comment) and ``report.html`` with ``report.css`` and ``plots.png`` beside it (the verdict first;
+confusion matrices, ROC or calibration, candidate beside the released model: see
+:mod:`mlbuild.accuracy.plots`). Written whether the gates pass or not.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 from pathlib import Path
@@ -18,10 +17,10 @@ from xml.etree import ElementTree as ET
 import numpy as np
 
 from mlbuild.accuracy.evaluation import Evaluation
-from mlbuild.accuracy.metrics import Predictions, confusion_matrix
+from mlbuild.accuracy.plots import write_plots
 
 FILES = {"metrics": "metrics.json", "junit": "junit.xml", "markdown": "report.md",
-         "html": "report.html"}
+         "html": "report.html", "css": "report.css", "plots": "plots.png"}
 
 
 def _clean(value: Any) -> Any:
@@ -76,127 +75,133 @@ def junit_xml(ev: Evaluation, suite: str = "accuracy") -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _mark(passed: bool | None) -> str:
-    return {True: "✅ pass", False: "❌ FAIL", None: "➖ not gated"}[passed]
+#: what each gate result says, in words (no emoji: many CI hosts have no emoji font)
+MARKS = {True: "pass", False: "FAIL", None: "not gated"}
+
+
+def _ordered(ev: Evaluation):
+    """Failed gates first, then passed, then those not gated: what needs action on top."""
+    rank = {False: 0, True: 1, None: 2}
+    return sorted(ev.results, key=lambda r: rank[r.passed])
+
+
+def _delta(ev: Evaluation, name: str) -> str:
+    base = ev.baseline_metrics.get(name)
+    return "" if base is None else f"{ev.metrics[name] - base:+.4f}"
+
+
+def _verdict(ev: Evaluation) -> str:
+    return "PASSED" if ev.passed else "FAILED"
 
 
 def markdown(ev: Evaluation, title: str = "Accuracy") -> str:
     head = "✅" if ev.passed else "❌"
-    lines = [f"### {head} {title}: {ev.summary()}", ""]
+    lines = [f"### {head} {_verdict(ev)}: {title}: {ev.summary()}", ""]
     if ev.plan is not None:
         lines += [f"Sample: {ev.plan.describe()}", ""]
         lines += [f"> {w}" for w in ev.plan.warnings] + ([""] if ev.plan.warnings else [])
-    names = sorted(ev.metrics)
-    if names:
-        lines += ["| metric | candidate | released |", "| --- | ---: | ---: |"]
-        for name in names:
-            base = ev.baseline_metrics.get(name)
-            lines.append(f"| {name} | {ev.metrics[name]:.4f} | "
-                         f"{'—' if base is None else f'{base:.4f}'} |")
-        lines.append("")
     lines += ["| gate | result | what it showed |", "| --- | --- | --- |"]
-    shown = [r for r in ev.results if r.kind != "slice" or r.passed is False]
+    shown = [r for r in _ordered(ev) if r.kind != "slice" or r.passed is False]
     for result in shown:
-        lines.append(f"| {result.name} | {_mark(result.passed)} | {result.reason} |")
+        mark = {True: "✅ pass", False: "❌ **FAIL**", None: "➖ not gated"}[result.passed]
+        lines.append(f"| {result.name} | {mark} | {result.reason} |")
     hidden = len(ev.results) - len(shown)
     if hidden:
         note = (f"{hidden} slice gate(s) passed or were too small to gate; see report.html "
                 "or metrics.json.")
         lines += ["", note]
+    names = sorted(ev.metrics)
+    if names:
+        lines += ["", "| metric | candidate | released | change |", "| --- | ---: | ---: | ---: |"]
+        for name in names:
+            base = ev.baseline_metrics.get(name)
+            lines.append(f"| {name} | {ev.metrics[name]:.4f} | "
+                         f"{'—' if base is None else f'{base:.4f}'} | {_delta(ev, name) or '—'} |")
     return "\n".join(lines) + "\n"
 
 
-def _figure_png(ev: Evaluation) -> str | None:
-    """Confusion matrices and ROC or calibration curves, candidate beside the baseline."""
-    if ev.model_kind != "classification" or ev.candidate is None or ev.candidate.proba is None:
-        return None
-    import matplotlib
+CSS = """\
+body { font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; margin: 0 auto;
+       padding: 1em 1.5em; max-width: 1100px; color: #1b1b1b; line-height: 1.4; }
+.verdict { padding: 0.8em 1em; border-radius: 6px; margin: 0 0 1em; font-size: 1.15em; }
+.verdict.passed { background: #e3f4e6; border: 2px solid #2e7d32; }
+.verdict.failed { background: #fde7e7; border: 2px solid #c62828; }
+.verdict strong { font-size: 1.3em; margin-right: 0.5em; }
+.verdict.passed strong { color: #1b5e20; }
+.verdict.failed strong { color: #b71c1c; }
+h1 { font-size: 1.3em; margin: 0.3em 0; }
+h2 { font-size: 1.1em; margin: 1.4em 0 0.4em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #bbb; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+tr.failed td { background: #fde7e7; }
+.badge { display: inline-block; padding: 0 6px; border-radius: 3px; font-weight: bold;
+         white-space: nowrap; }
+.badge.passed { background: #2e7d32; color: #fff; }
+.badge.failed { background: #c62828; color: #fff; }
+.badge.not-gated { background: #9e9e9e; color: #fff; }
+.better { color: #1b5e20; }
+.worse { color: #b71c1c; }
+img { max-width: 100%; height: auto; }
+.note { color: #555; }
+"""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    models = [("candidate", ev.candidate)]
-    if ev.baseline is not None:
-        models.append(("released", ev.baseline))
-    classes = ev.candidate.proba.shape[1]
-    fig, axes = plt.subplots(1, len(models) + 1, figsize=(5 * (len(models) + 1), 4.5))
-    for ax, (name, p) in zip(axes, models, strict=False):
-        matrix = confusion_matrix(p.y_true, p.y_pred, classes)
-        ax.imshow(matrix, cmap="Blues")
-        ax.set_title(f"{name}: confusion matrix")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        if classes <= 12:
-            for (i, j), count in np.ndenumerate(matrix):
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
-    curve = axes[-1]
-    for name, p in models:
-        _curve(curve, name, p, classes)
-    curve.legend(loc="lower right")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+_CLASS = {True: "passed", False: "failed", None: "not-gated"}
 
 
-def _curve(ax, name: str, p: Predictions, classes: int) -> None:
-    if classes == 2:
-        from sklearn.metrics import roc_curve
-
-        fpr, tpr, _ = roc_curve(p.y_true, p.proba[:, 1])
-        ax.plot(fpr, tpr, label=name)
-        ax.plot([0, 1], [0, 1], ":", color="grey")
-        ax.set_title("ROC")
-        ax.set_xlabel("false positive rate")
-        ax.set_ylabel("true positive rate")
-        return
-    confidence = p.proba.max(axis=1)
-    correct = (p.y_pred == p.y_true).astype(float)
-    edges = np.linspace(0, 1, 11)
-    bins = np.clip(np.digitize(confidence, edges) - 1, 0, 9)
-    used = [b for b in range(10) if np.any(bins == b)]
-    ax.plot([confidence[bins == b].mean() for b in used],
-            [correct[bins == b].mean() for b in used], "o-", label=name)
-    ax.plot([0, 1], [0, 1], ":", color="grey")
-    ax.set_title("calibration (top-class confidence)")
-    ax.set_xlabel("predicted confidence")
-    ax.set_ylabel("observed accuracy")
-
-
-def html_report(ev: Evaluation, title: str = "Accuracy") -> str:
+def html_report(ev: Evaluation, title: str = "Accuracy", plots: tuple[int, int] | None = None,
+                ) -> str:
+    """The HTML report: the verdict first, failed gates on top, no inline style or script
+    (it must render under Jenkins' Content-Security-Policy), report.css and plots.png beside it."""
+    e = html.escape
     rows = "".join(
-        f"<tr class='{'fail' if r.passed is False else ''}'><td>{html.escape(r.name)}</td>"
-        f"<td>{_mark(r.passed)}</td><td>{html.escape(r.reason)}</td></tr>" for r in ev.results)
-    metric_rows = "".join(
-        f"<tr><td>{name}</td><td>{ev.metrics[name]:.4f}</td>"
-        f"<td>{'' if name not in ev.baseline_metrics else f'{ev.baseline_metrics[name]:.4f}'}"
-        f"</td></tr>" for name in sorted(ev.metrics))
-    png = _figure_png(ev)
-    figure = f"<img alt='plots' src='data:image/png;base64,{png}'>" if png else ""
+        f"<tr class=\"{_CLASS[r.passed]}\"><td>{e(r.name)}</td><td><span class=\"badge "
+        f"{_CLASS[r.passed]}\">{MARKS[r.passed]}</span></td><td>{e(r.reason)}</td></tr>"
+        for r in _ordered(ev))
+    metric_rows = ""
+    for name in sorted(ev.metrics):
+        base = ev.baseline_metrics.get(name)
+        delta = _delta(ev, name)
+        metric_rows += (f"<tr><td>{e(name)}</td><td class=\"number\">{ev.metrics[name]:.4f}</td>"
+                        f"<td class=\"number\">{'' if base is None else f'{base:.4f}'}</td>"
+                        f"<td class=\"number\">{delta}</td></tr>")
     plan = "" if ev.plan is None else "".join(
-        f"<p>{html.escape(line)}</p>" for line in (f"Sample: {ev.plan.describe()}",
-                                                   *(f"Warning: {w}" for w in ev.plan.warnings)))
+        f"<p class=\"note\">{e(line)}</p>" for line in (
+            f"Sample: {ev.plan.describe()}", *(f"Warning: {w}" for w in ev.plan.warnings)))
+    figure = "" if plots is None else (
+        f"<h2>Plots</h2><img src=\"{FILES['plots']}\" width=\"{plots[0]}\" "
+        f"height=\"{plots[1]}\" alt=\"confusion matrices and curves of the candidate and the "
+        "released model\">")
+    verdict = _verdict(ev)
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}
-table{{border-collapse:collapse;margin:1em 0}}.fail{{background:#fdd}}</style></head><body>
-<h1>{html.escape(title)}: {html.escape(ev.summary())}</h1>{plan}
-<table><tr><th>metric</th><th>candidate</th><th>released</th></tr>{metric_rows}</table>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{verdict}: {e(title)}</title>
+<link rel="stylesheet" href="{FILES['css']}"></head><body>
+<div class="verdict {verdict.lower()}" id="verdict"><strong>{verdict}</strong>{e(ev.summary())}</div>
+<h1>{e(title)}</h1>{plan}
+<h2>Gates</h2>
+<table><thead><tr><th>gate</th><th>result</th><th>what it showed</th></tr></thead>
+<tbody>{rows}</tbody></table>
+<h2>Metrics</h2>
+<table><thead><tr><th>metric</th><th>candidate</th><th>released</th><th>change</th></tr></thead>
+<tbody>{metric_rows}</tbody></table>
 {figure}
-<table><tr><th>gate</th><th>result</th><th>what it showed</th></tr>{rows}</table>
 </body></html>
 """
 
 
 def write_reports(ev: Evaluation, folder: str | Path, title: str = "Accuracy",
                   extra: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write the four reports into ``folder``; return their paths by kind."""
+    """Write the reports (and the CSS and plot the HTML shows) into ``folder``; return
+    their paths by kind."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    size = write_plots(ev, folder / FILES["plots"])
     texts = {"metrics": metrics_json(ev, extra), "junit": junit_xml(ev),
-             "markdown": markdown(ev, title), "html": html_report(ev, title)}
-    paths = {}
+             "markdown": markdown(ev, title), "html": html_report(ev, title, size), "css": CSS}
+    paths = {"plots": folder / FILES["plots"]}
     for kind, text in texts.items():
         paths[kind] = folder / FILES[kind]
         paths[kind].write_text(text)

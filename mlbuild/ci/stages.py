@@ -124,18 +124,31 @@ def run_task_stage(name: str, module: str, family: str, extra: list[str],
     from rich.console import Console
 
     from mlbuild.ci.runner import project_task, run_task
+    from mlbuild.core.task import BuildTask
 
     started = time.time()
     console = Console(stderr=True, highlight=False)
     with project_task(module, family, extra) as task:
         outcome = run_task(task, workers=workers, console=console)
         gates = _gate_report(task, started)
+        report = task.report_folder() if isinstance(task, BuildTask) else None
     for failure in outcome.failures:
         console.print(f"✗ {failure.task} ({failure.kind})\n{failure.traceback or failure.text}",
                       markup=False, soft_wrap=True)
     junit = _task_junit(name, outcome, gates)
-    return StageResult(name, outcome.exit_code, junit,
-                       f"stage {name}: {outcome.summary.splitlines()[-1]}")
+    return StageResult(name, outcome.exit_code, junit, f"stage {name}: "
+                       f"{_verdict(gates, report)}{outcome.summary.splitlines()[-1]}")
+
+
+def _verdict(gates: Path | None, report: Path | None) -> str:
+    """What the gates concluded and where their report is, passed or not."""
+    if gates is None:
+        return ""
+    summary = next((p.get("value") for p in ET.parse(gates).getroot().iter("property")
+                    if p.get("name") == "summary"), None)
+    html = report / "report.html" if report else None
+    where = f"; report: {html}" if html and html.exists() else ""
+    return f"{summary}{where}\n" if summary else ""
 
 
 def run_stage(name: str, module: str, extra: list[str], workers: int = 1,

@@ -29,6 +29,7 @@ class Plan:
     keep: set[str] = field(default_factory=set)          # result folders kept
     drop: dict[str, list[str]] = field(default_factory=dict)  # folder -> its keys
     drop_bytes: int = 0
+    sizes: dict[str, int] = field(default_factory=dict)  # folder -> bytes of its outputs
     stale: list[StaleWrite] = field(default_factory=list)
 
 
@@ -67,7 +68,8 @@ def plan(store: Store, lock: LockFile, keep_runs: int, older_than: timedelta) ->
         if folder in result.keep or folder not in manifests:
             continue
         result.drop[folder] = sorted(files, key=lambda k: not k.endswith(MANIFEST))
-        result.drop_bytes += sum(o.size for o in manifests[folder].outputs.values())
+        result.sizes[folder] = sum(o.size for o in manifests[folder].outputs.values())
+        result.drop_bytes += result.sizes[folder]
     result.stale = store.stale_writes(older_than)
     return result
 

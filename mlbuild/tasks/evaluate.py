@@ -23,6 +23,7 @@ from mlbuild.accuracy import (
     stratified_sample,
     write_reports,
 )
+from mlbuild.accuracy.report import FILES as REPORT_FILES
 from mlbuild.data import read_frame
 from mlbuild.errors import GateFailedError, MissingError
 from mlbuild.release import LockFile, released_model
@@ -90,8 +91,7 @@ class GatedTask(ReleaseTask):
     """What the tasks that gate accuracy share: their reports as outputs, the gates'
     settings, and the reports kept for CI in ``report_folder()``, also when a gate fails."""
 
-    outputs = {"metrics": "metrics.json", "junit": "junit.xml", "markdown": "report.md",
-               "html": "report.html"}
+    outputs = dict(REPORT_FILES)
     library_modules = ACCURACY
     library_packages = ACCURACY_PACKAGES
 

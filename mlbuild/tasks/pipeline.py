@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import ClassVar
 
@@ -11,6 +12,12 @@ from mlbuild.tasks.acceptance import AcceptanceTest
 from mlbuild.tasks.image import PushImage
 from mlbuild.tasks.publish import PublishModel
 from mlbuild.tasks.release import ReleaseTask
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """Luigi asks a task for its requirements more than once per run: say it once."""
+    logging.getLogger("mlbuild").warning(message)
 
 
 class FullPipeline(luigi.WrapperTask):
@@ -26,6 +33,5 @@ class FullPipeline(luigi.WrapperTask):
         publish = self.release.project_class(PublishModel)()
         if publish.release_config().image.resolved().registry:
             return [publish, self.release.project_class(PushImage)()]
-        logging.getLogger("mlbuild").warning(
-            "No image registry is configured: FullPipeline ends at AcceptanceTest.")
+        _warn_once("No image registry is configured: FullPipeline ends at AcceptanceTest.")
         return [publish, self.release.project_class(AcceptanceTest)()]

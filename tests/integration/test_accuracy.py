@@ -36,9 +36,11 @@ def test_a_planted_regression_fails_the_gates_with_exit_8_and_leaves_reports(bui
     change = next(g for g in metrics["gates"] if g["kind"] == "change")
     assert change["passed"] is False and change["details"]["mode"] == "non-inferiority"
     assert change["p_value"] > 0.05  # it could not show it is within the margin
-    assert "❌ FAIL" in (folder / "report.md").read_text()
+    assert "❌ **FAIL**" in (folder / "report.md").read_text()
     assert "<failure" in (folder / "junit.xml").read_text()
-    assert "data:image/png;base64," in (folder / "report.html").read_text()
+    assert '<img src="plots.png"' in (folder / "report.html").read_text()
+    assert (folder / "plots.png").read_bytes().startswith(b"\x89PNG")
+    assert (folder / "report.css").is_file()
 
 
 def test_the_full_tier_runs_on_the_whole_test_split(built):
