@@ -15,6 +15,7 @@ configuration 3, infrastructure 7 (store) or 10 (Docker, registry).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -102,15 +103,21 @@ def _task_junit(name: str, outcome, gate_report: Path | None) -> Path:
 
 
 def _gate_report(task, started: float) -> Path | None:
-    """The JUnit report of the stage's gates: from the store when the task is complete,
-    else the one a failing gate wrote in this run (in the task's report folder)."""
+    """The JUnit report of the stage's gates: from the store when the task is complete
+    (its reports are copied to the task's report folder too, for CI to archive), else the
+    one a failing gate wrote in this run (in that folder)."""
     from mlbuild.core.task import BuildTask
 
     if not isinstance(task, BuildTask) or "junit" not in task.outputs:
         return None
-    if task.complete():
-        return task.fetch_outputs()["junit"]
     folder = task.report_folder()
+    if task.complete():
+        stored = task.fetch_outputs()
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, path in stored.items():
+                shutil.copyfile(path, folder / task.outputs[name])
+        return stored["junit"]
     failed = folder / task.outputs["junit"] if folder else None
     if failed and failed.exists() and failed.stat().st_mtime >= started:
         return failed

@@ -27,6 +27,8 @@ class SchemaConfig(Section):
     min_classes: int = Field(default=2, ge=0)
     min_rows: int = Field(default=1, ge=1)
     max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: whether a number column may hold inf and -inf (pandas reads "inf" in a CSV as one)
+    allow_infinite: bool = False
 
 
 def read_csv(path, where: str):
@@ -97,10 +99,16 @@ def _column_problems(frame, column: str, kind: str, schema: SchemaConfig) -> lis
         return problems
     numeric = pd.to_numeric(values, errors="coerce")
     not_numeric = numeric.isna() & ~nulls
-    fractional = numeric.notna() & (numeric != numeric.round())
+    fractional = numeric.notna() & ~numeric.isin([float("inf"), float("-inf")]) & (
+        numeric != numeric.round())
+    infinite = numeric.isin([float("inf"), float("-inf")])
     if not_numeric.any():
         problems.append(f"column {column!r} must be {kind}: {int(not_numeric.sum())} "
                         f"non-numeric value(s), {_first_bad(values, not_numeric)}.")
+    elif infinite.any() and not schema.allow_infinite:
+        problems.append(f"column {column!r}: {int(infinite.sum())} infinite value(s), "
+                        f"{_first_bad(values, infinite)}; set schema.allow_infinite = true "
+                        "if they are meant.")
     elif kind == "integer" and fractional.any():
         problems.append(f"column {column!r} must be integer: {int(fractional.sum())} "
                         f"value(s) with a fraction, {_first_bad(values, fractional)}.")

@@ -43,21 +43,46 @@ def _format(path: Path) -> str:
 def read_table(path: str | os.PathLike, where: str | None = None):
     """The table in a CSV, Parquet or Arrow IPC file (told apart by their first bytes), as
     a ``pyarrow.Table``. CSV is parsed by pandas, so the same text gives the same values."""
-    import pyarrow as pa
 
     path, where = Path(path), where or str(path)
     kind = _format(path)
+    table = _read(path, where, kind)
+    _refuse_duplicate_columns(table.column_names, where)
+    return table
+
+
+def _refuse_duplicate_columns(names: list[str], where: str) -> None:
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in seen:
+            raise DataError(f"{where} has two columns named {name!r} (columns {seen[name]} and "
+                            f"{position}): which one is meant cannot be told.",
+                            hint="rename or remove one of them.")
+        seen[name] = position
+
+
+def _csv_header(path: Path) -> list[str]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        return next(csv.reader(f), [])
+
+
+def _read(path: Path, where: str, kind: str):
+    import pyarrow as pa
+
     try:
         if kind == "arrow":  # the table's buffers keep the mapping open
             return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
         if kind == "parquet":
             import pyarrow.parquet as pq
 
-            return pq.read_table(path)
+            return pq.ParquetFile(path).read()
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{where} is not a readable {kind} file: {exc}.") from exc
     from mlbuild.data.schema import read_csv
 
+    _refuse_duplicate_columns(_csv_header(path), where)  # pandas would rename one "name.1"
     frame = read_csv(path, where)
     try:
         return pa.Table.from_pandas(frame, preserve_index=False)

@@ -9,6 +9,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from mlbuild import BuildTask, DataError, StoredObject
@@ -167,3 +168,13 @@ def test_a_view_resolves_from_the_store_when_the_cache_is_empty(env, tmp_path):
 def test_origin_of_a_file_that_is_no_input_is_a_build_error(env):
     assert not build(UBadOrigin()).scheduling_succeeded
     assert "not an input file of this run" in env.failures()[-1].message
+
+
+def test_two_columns_of_one_name_are_refused_in_every_format(tmp_path):
+    (tmp_path / "dup.csv").write_text("a,b,a\n1,2,3\n")
+    with pytest.raises(DataError, match=r"two columns named 'a' \(columns 1 and 3\)"):
+        read_table(tmp_path / "dup.csv")
+    table = pa.table([pa.array([1]), pa.array([2])], names=["x", "x"])
+    pq.write_table(table, tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match="two columns named 'x'"):
+        read_table(tmp_path / "dup.parquet")
