@@ -137,11 +137,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = harness.parser(__doc__, repeat=1, keep=True, quick={"rows": 100_000})
     parser.add_argument("--rows", type=harness.positive_int, default=1_000_000)
     parser.add_argument("--features", type=harness.positive_int, default=50)
+    parser.add_argument("--data", type=Path, metavar="CSV",
+                        help="measure on this CSV (e.g. data.csv of a run kept with --keep) "
+                             "instead of generating one; --rows and --features are ignored")
     args = harness.parse(parser, argv)
     work = harness.work_folder("mlbuild-scale")
-    csv = work / "data.csv"
-    print(f"Generating {args.rows:,} rows x {args.features} features ...", flush=True)
-    make_data(csv, args.rows, args.features)
+    if args.data:
+        csv = args.data.resolve()
+        with open(csv) as f:
+            args.features = len(f.readline().split(",")) - 1
+            args.rows = sum(1 for _ in f)
+    else:
+        csv = work / "data.csv"
+        print(f"Generating {args.rows:,} rows x {args.features} features ...", flush=True)
+        make_data(csv, args.rows, args.features)
     print(f"  {csv.stat().st_size / 2**20:,.1f} MiB of CSV")
 
     env = harness.clean_environ(PYTHONPATH=str(harness.ROOT))

@@ -213,8 +213,22 @@ def docker_env() -> dict[str, str]:
     url = services.start_docker()
     services.registry().start()
     services.build_base_image(url)
-    return {"DOCKER_HOST": url, "MLBUILD_IMAGE_BASE": services.BASE_IMAGE,
-            "MLBUILD_IMAGE_REGISTRY": f"127.0.0.1:{services.REGISTRY_PORT}"}
+    return readme_services_env()
+
+
+def readme_services_env() -> dict[str, str]:
+    """The environment the README's line (`eval "$(python3 -m tests.services env)"`) gives a
+    shell, run as written: the image tests run with it, so the line is tested too."""
+    line = next(s.strip() for s in (REPO / "README.md").read_text().splitlines()
+                if "tests.services env" in s and s.startswith("    eval "))
+    names = ("DOCKER_HOST", "MLBUILD_IMAGE_BASE", "MLBUILD_IMAGE_REGISTRY")
+    clean = {k: v for k, v in os.environ.items() if k not in names}
+    clean["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{clean.get('PATH', '')}"
+    shown = subprocess.run(["bash", "-c", f"{line} && env"], cwd=REPO, env=clean, check=True,
+                           capture_output=True, text=True).stdout
+    found = dict(v.split("=", 1) for v in shown.splitlines() if v.split("=", 1)[0] in names)
+    assert set(found) == set(names), f"{line} set {found}"
+    return found
 
 
 def docker_client(env: dict[str, str]):

@@ -26,6 +26,7 @@ from mlbuild.accuracy.gates import (
 from mlbuild.accuracy.metrics import METRICS, Kind, Predictions
 from mlbuild.config import Section
 from mlbuild.errors import ConfigError
+from mlbuild.store.progress import report_progress
 
 if TYPE_CHECKING:
     import numpy as np
@@ -220,8 +221,11 @@ def predict_in_chunks(predict: PredictFn, frame, chunk_rows: int, workers: int
     import numpy as np
 
     chunks = [frame.iloc[start:start + chunk_rows] for start in range(0, len(frame), chunk_rows)]
+    parts = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(predict, chunks))
+        for part in pool.map(predict, chunks):
+            parts.append(part)
+            report_progress(len(parts), len(chunks), "chunks predicted")
     predicted = np.concatenate([p for p, _ in parts])
     proba = None if parts[0][1] is None else np.concatenate([q for _, q in parts])
     return predicted, proba

@@ -65,6 +65,7 @@ from mlbuild.core.runlog import record_build, record_duration, record_failure
 from mlbuild.errors import BuildError, MissingError, MlbuildError
 from mlbuild.settings import cache_dir, store_uri
 from mlbuild.store import LocalCache, Store, StoredObject, open_store
+from mlbuild.store.progress import task_progress
 
 log = logging.getLogger("mlbuild")
 #: seconds between two progress reports of one task
@@ -298,8 +299,12 @@ class BuildTask(luigi.Task):
         if done < total and moment - self.__dict__.get("_progress_at", 0.0) < PROGRESS_EVERY:
             return
         self.__dict__["_progress_at"] = moment
-        self.set_status_message(f"{what} {done}/{total}".strip())
-        self.set_progress_percentage(round(100 * done / total) if total else 0)
+        # Luigi's worker lends a running task these two; elsewhere nobody is told.
+        tell, percent = (getattr(self, name, None)
+                         for name in ("set_status_message", "set_progress_percentage"))
+        if tell is not None and percent is not None:
+            tell(f"{what} {done}/{total}".strip())
+            percent(round(100 * done / total) if total else 0)
 
     def origin(self, path: str | os.PathLike) -> StoredObject:
         """Where an input file that ``build`` received is stored: a task can then write
@@ -315,6 +320,13 @@ class BuildTask(luigi.Task):
         executor = execution.executor_for(self)
         if executor is not None:
             return executor.run(self)
+        reporting = task_progress.set(self.progress)  # transfers and evaluations report here
+        try:
+            self._run_here()
+        finally:
+            task_progress.reset(reporting)
+
+    def _run_here(self) -> None:
         started = now()
         cache = LocalCache(cache_dir())
         fingerprinted = self.fingerprint_inputs()["upstream"]

@@ -330,3 +330,35 @@ def test_a_manifest_of_another_fingerprint_is_refused(env):
     env.store.put_bytes(env.store.get_bytes(f"{task.prefix}/{MANIFEST}"), key)
     with pytest.raises(BuildError, match=re.escape(env.store.url(key))):
         other.read_manifest()
+
+
+class UProgress(BuildTask):
+    outputs: ClassVar = {"out": "out.txt"}
+
+    def build(self, inputs, outputs):
+        from mlbuild.store.progress import report_progress
+
+        for i in range(1, 4):
+            self.progress(i, 3, "step")
+        report_progress(5, 10, "chunks predicted")  # library code, told through the task
+        outputs["out"].write_text("ok")
+
+
+def test_progress_reaches_the_scheduler_and_is_passed_on_at_most_once_a_second(env):
+    told = []
+
+    class Recorder(luigi.scheduler.Scheduler):
+        def set_task_status_message(self, task_id, status_message):
+            told.append(status_message)
+            return super().set_task_status_message(task_id, status_message)
+
+    worker = luigi.worker.Worker(scheduler=Recorder())
+    with worker:
+        worker.add(UProgress())
+        assert worker.run()
+    # The first report, then the last of each kind (the end always gets through).
+    assert told == ["step 1/3", "step 3/3"]
+
+
+def test_progress_outside_a_luigi_worker_is_silent(env):
+    UProgress().progress(1, 2, "step")  # no worker lent the task a reporter: no error
