@@ -91,7 +91,12 @@ def validate(raw: dict, model: type[M], where: str | os.PathLike) -> M:
 
 @cache
 def _load(path: Path, mtime_ns: int, model: type[M]) -> M:
-    return validate(read_toml(path), model, path)
+    try:
+        return validate(read_toml(path), model, path)
+    except ConfigError as exc:
+        # The file is at fault, not whichever task happened to read it first.
+        exc.blamed_task = str(path)
+        raise
 
 
 def load_config(path: str | os.PathLike, model: type[M]) -> M:

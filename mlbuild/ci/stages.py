@@ -81,7 +81,9 @@ def _task_junit(name: str, outcome, gate_report: Path | None) -> Path:
         case = ET.SubElement(suite, "testcase", classname=f"stage.{name}", name=task)
         counts["tests"] += 1
         if state == "failed":
-            failure = failures.get(task)
+            # A failure blamed on a file (a config) belongs to the task that read it.
+            failure = failures.get(task) or next(
+                (f for f in outcome.failures if f.task not in outcome.tasks), None)
             message = failure.text if failure else "failed"
             ET.SubElement(case, "failure", message=message.splitlines()[0][:500],
                           type=failure.kind if failure else "failure").text = message
