@@ -16,9 +16,9 @@ help:
 	@echo "make integration  only the integration tests (real processes)"
 	@echo "make accuracy     the accuracy tests of the released model, fast tier"
 	@echo "make accuracy-full  the same on the whole test split (scheduled runs)"
-	@echo "make benchmark    the benchmarks under benchmarks/ (prints figures)"
+	@echo "make benchmark    the benchmarks under benchmarks/ (starts the services; prints figures)"
 	@echo "make lint         ruff and the import-layering contracts"
-	@echo "make ci           the Jenkinsfile's stages, locally, in its order (mlbuild ci)"
+	@echo "make ci           the declared cycle's stages (configs/ci.toml), locally, in order"
 
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -69,7 +69,8 @@ accuracy-full: install
 ci: install services
 	$(SERVICES_ENV) && mlbuild ci
 
-benchmark: install
+# The benchmarks use the services (S3, Batch, Docker): started here if they are not up.
+benchmark: install services
 	$(PYTHON) benchmarks/noop_fanin.py --store local
 	$(PYTHON) benchmarks/noop_fanin.py --store s3
 	$(PYTHON) benchmarks/s3_transfer.py

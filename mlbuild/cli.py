@@ -57,8 +57,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="for the accuracy stage: the tier (default fast)")
     stage.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
 
-    ci = sub.add_parser("ci", help="run the Jenkinsfile's stages locally, in its order")
-    ci.add_argument("--jenkinsfile", default="Jenkinsfile")
+    ci = sub.add_parser(
+        "ci", help="run the release cycle's stages here (configs/ci.toml), or write the "
+                   "Jenkinsfile from it",
+        description="The release cycle is declared once, in configs/ci.toml. `mlbuild ci` runs "
+                    "its stages here, in order, as Jenkins would on --branch; `mlbuild ci "
+                    "jenkinsfile` writes the Jenkinsfile from it. A Jenkinsfile that is not the "
+                    "generated one is refused: mlbuild never reads Groovy.")
+    ci.add_argument("action", nargs="?", choices=["run", "jenkinsfile"], default="run")
+    ci.add_argument("--config", default="configs/ci.toml", help="the declaration of the cycle")
+    ci.add_argument("--jenkinsfile", help="the Jenkinsfile that must match it (default: "
+                                          "Jenkinsfile, when it exists)")
+    ci.add_argument("--check", action="store_true",
+                    help="with jenkinsfile: write nothing, exit 3 if the file is not current")
     ci.add_argument("--branch", default="main", help="the branch to act as (default main)")
     ci.add_argument("--scheduled", action="store_true",
                     help="act as a timer-triggered run (the full accuracy tier)")
@@ -240,21 +251,34 @@ def _batch(args, extra: list[str]) -> int:
 
 
 def _ci(args, extra: list[str]) -> int:
-    import shlex
     import subprocess
+    from pathlib import Path
 
-    from mlbuild.ci.jenkinsfile import read
+    from mlbuild.ci import jenkinsfile
+    from mlbuild.ci.cycle import load_cycle
 
-    for stage in read(args.jenkinsfile):
-        if not stage.runs(args.branch, args.scheduled):
+    cycle = load_cycle(args.config)
+    path = Path(args.jenkinsfile or "Jenkinsfile")
+    if args.action == "jenkinsfile":
+        if args.check:
+            jenkinsfile.check(path, cycle, args.config)
+            print(f"{path} is the one {args.config} generates")
+        else:
+            path.write_text(jenkinsfile.generate(cycle, args.config))
+            print(f"wrote {path} from {args.config}")
+        return 0
+    if args.jenkinsfile or path.exists():  # what Jenkins runs must be what runs here
+        jenkinsfile.check(path, cycle, args.config)
+    for stage, runs in cycle.plan(args.branch, args.scheduled):
+        if not runs:
             print(f"== {stage.name}: skipped on {args.branch}"
                   f"{' (scheduled run)' if args.scheduled else ''}")
             continue
-        for command in stage.commands:
+        for command in stage.run:
             print(f"== {stage.name}: {command}", flush=True)
             if args.dry_run:
                 continue
-            code = subprocess.run(shlex.split(command), check=False).returncode
+            code = subprocess.run(["sh", "-e", "-c", command], check=False).returncode
             if code != 0:
                 print(f"== {stage.name} failed with exit code {code}")
                 return code

@@ -1,4 +1,4 @@
-"""CI: ``mlbuild stage``, the Jenkinsfile's stages, running a task, and status."""
+"""CI: ``mlbuild stage``, the declared cycle and its Jenkinsfile, running a task, status."""
 
 
 from mlbuild.ci.runner import RunOutcome, run_task

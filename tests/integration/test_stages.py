@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mlbuild.ci.jenkinsfile import read
+from mlbuild.ci.cycle import load_cycle
 from mlbuild.errors import GateFailedError, ImageError, StoreError, TestsFailedError
 from tests.conftest import REPO, ok
 from tests.services import free_port
@@ -104,26 +104,26 @@ def test_an_unknown_stage_is_a_configuration_error(project):
     assert result.returncode == 3 and "no stage 'deploy-to-mars'" in result.stderr
 
 
-# ------------------------------------------------------------------------- Jenkinsfile
+# ------------------------------------------------- the declared cycle and its Jenkinsfile
 
 ORDER = ["train", "image", "unit", "integration", "acceptance", "fetch-test-data",
          "accuracy --tier fast", "accuracy --tier full", "push"]
+CYCLE = load_cycle(REPO / "configs" / "ci.toml")
 
 
-def test_the_jenkinsfile_runs_the_stages_in_the_release_order():
-    stages = read(REPO / "Jenkinsfile")
-    called = [c.removeprefix("mlbuild stage ") for s in stages for c in s.commands
+def test_the_cycle_runs_the_stages_in_the_release_order():
+    called = [c.removeprefix("mlbuild stage ") for s in CYCLE.stages for c in s.run
               if c.startswith("mlbuild stage ")]
     assert called == ORDER
 
 
-def test_every_jenkinsfile_step_is_a_make_target_or_a_known_stage():
+def test_every_declared_step_is_a_make_target_or_a_known_stage():
     makefile = (REPO / "Makefile").read_text()
     targets = set(re.findall(r"^([a-z][\w-]*):", makefile, re.MULTILINE))
     config = (REPO / "luigi.cfg").read_text().split("[stages]")[1]
     stages = set(re.findall(r"^([\w-]+)\s*=", config, re.MULTILINE))
-    for stage in read(REPO / "Jenkinsfile"):
-        for command in stage.commands:
+    for stage in CYCLE.stages:
+        for command in stage.run:
             words = command.split()
             if words[0] == "make":
                 assert set(words[1:]) <= targets, command
@@ -131,21 +131,23 @@ def test_every_jenkinsfile_step_is_a_make_target_or_a_known_stage():
                 assert words[:2] == ["mlbuild", "stage"] and words[2] in stages, command
 
 
-def test_the_jenkinsfile_schedules_the_full_tier_and_deploys_only_from_main():
+def test_the_jenkinsfile_schedules_the_full_tier_deploys_only_from_main_and_publishes():
     text = (REPO / "Jenkinsfile").read_text()
     assert re.search(r"triggers\s*\{\s*(//[^\n]*\n\s*)*cron\(", text)
-    stages = {s.name: s for s in read(REPO / "Jenkinsfile")}
-    full, fast, push = stages["Accuracy (full)"], stages["Accuracy (fast)"], stages["Push"]
-    assert full.scheduled is True and set(full.branches) == {"main", "develop"}
-    assert fast.scheduled is False and not fast.branches
-    assert push.branches == ("main",)
+    runs = {(branch, timer): {s.name for s, on in CYCLE.plan(branch, timer) if on}
+            for branch in ("main", "develop", "feature/x") for timer in (False, True)}
+    assert "Accuracy (full)" in runs[("main", True)] and "Accuracy (full)" in runs[("develop", True)]
+    assert "Accuracy (full)" not in runs[("feature/x", True)] | runs[("main", False)]
+    assert "Accuracy (fast)" in runs[("feature/x", False)] - runs[("main", True)]
+    assert {b for (b, _), names in runs.items() if "Push" in names} == {"main"}
     assert "junit " in text and "reports/junit/*.xml" in text
     assert "archiveArtifacts" in text and "models.lock" in text
+    assert "publishHTML(target: [reportName: 'Accuracy (fast tier)'" in text
     assert "withCredentials" in text
     assert not re.search(r"AKIA[0-9A-Z]{12}|aws_secret_access_key\s*=", text, re.IGNORECASE)
 
 
-def test_mlbuild_ci_follows_the_jenkinsfile(project):
+def test_mlbuild_ci_follows_the_declaration(project):
     (project.root / "Jenkinsfile").write_text((REPO / "Jenkinsfile").read_text())
     dry = ok(project.mlbuild("ci", "--dry-run")).stdout.splitlines()
     assert dry[0] == "== Setup: make install"
