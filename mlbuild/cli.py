@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     stage.add_argument("--tier", choices=["fast", "full"],
                        help="for the accuracy stage: the tier (default fast)")
     stage.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    stage.add_argument("--env", choices=["staging", "production"],
+                       help="for the deploy stage: the environment (staging from develop, "
+                            "production from main)")
+    stage.add_argument("--to", metavar="DIGEST",
+                       help="for the deploy stage: roll back to a digest the environment held")
+
+    deploy = sub.add_parser("deploy", help="the deployments of the pushed images")
+    deploy.add_argument("action", choices=["history"])
+    deploy.add_argument("--env", required=True, choices=["staging", "production"])
 
     ci = sub.add_parser(
         "ci", help="run the release cycle's stages here (configs/ci.toml), or write the "
@@ -217,14 +226,36 @@ def _accuracy(args, extra: list[str]) -> int:
 
 
 def _stage(args, extra: list[str]) -> int:
-    from mlbuild.ci.stages import definition, run_stage
+    from mlbuild.ci.stages import definition, run_deploy_stage, run_stage
 
+    if args.name == "deploy":
+        if args.env is None:
+            _parser().error("the deploy stage needs --env staging or --env production")
+        result = run_deploy_stage(args.module, args.env, args.to)
+        print(f"{result.summary}; JUnit: {result.junit}; exit code {result.exit_code}")
+        return result.exit_code
     tier = args.tier
     if tier is None and definition(args.name) == "EvaluateAccuracy":
         tier = "fast"
     result = run_stage(args.name, args.module, extra, args.workers, tier)
     print(f"{result.summary}; JUnit: {result.junit}; exit code {result.exit_code}")
     return result.exit_code
+
+
+def _deploy(args, extra: list[str]) -> int:
+    from mlbuild.ci.deploy import history
+    from mlbuild.settings import store_uri
+    from mlbuild.store import open_store
+
+    records = history(open_store(store_uri()), args.env)
+    if not records:
+        print(f"{args.env}: no deployments yet (`mlbuild stage deploy --env {args.env}`).")
+    for r in records:
+        how = "rollback" if r.rollback else "deploy"
+        print(f"{r.time}  {how:<8}  {r.image}  model sha256:{(r.model_sha256 or '-')[:12]}  "
+              f"commit {(r.commit or '-')[:12]}  by {r.who}"
+              f"{f'  (replaced {r.replaced})' if r.replaced else ''}")
+    return 0
 
 
 def _batch(args, extra: list[str]) -> int:
@@ -278,7 +309,9 @@ def _ci(args, extra: list[str]) -> int:
             print(f"== {stage.name}: {command}", flush=True)
             if args.dry_run:
                 continue
-            code = subprocess.run(["sh", "-e", "-c", command], check=False).returncode
+            # BRANCH_NAME, as Jenkins sets it: the deploy stage checks it (Gitflow).
+            code = subprocess.run(["sh", "-e", "-c", command], check=False,
+                                  env={**os.environ, "BRANCH_NAME": args.branch}).returncode
             if code != 0:
                 print(f"== {stage.name} failed with exit code {code}")
                 return code
@@ -365,10 +398,11 @@ def main(argv: list[str] | None = None) -> int:
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     args, extra = _parser().parse_known_args(argv)
-    if extra and args.command in ("models", "gc", "accuracy", "ci"):
+    if extra and args.command in ("models", "gc", "accuracy", "ci", "deploy"):
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
     handler = {"run": _run, "status": _status, "models": _models, "gc": _gc,
-               "accuracy": _accuracy, "stage": _stage, "ci": _ci, "batch": _batch}[args.command]
+               "accuracy": _accuracy, "stage": _stage, "ci": _ci, "batch": _batch,
+               "deploy": _deploy}[args.command]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:

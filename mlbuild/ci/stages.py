@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from mlbuild.errors import ConfigError, MlbuildError, TestsFailedError
+from mlbuild.errors import ConfigError, MissingError, MlbuildError, TestsFailedError
 from mlbuild.settings import reports_dir
 
 TESTS = "tests:"
@@ -158,6 +158,50 @@ def _verdict(gates: Path | None, report: Path | None) -> str:
     html = report / "report.html" if report else None
     where = f"; report: {html}" if html and html.exists() else ""
     return f"{summary}{where}\n" if summary else ""
+
+
+def run_deploy_stage(module: str, environment: str, to: str | None) -> StageResult:
+    """Promote the pushed image (or roll back ``to`` a digest) and write the stage's JUnit."""
+    from mlbuild.ci import deploy
+    from mlbuild.ci.runner import project_task
+    from mlbuild.core.manifest import git_commit
+    from mlbuild.release.lockfile import LockFile
+    from mlbuild.settings import store_uri
+    from mlbuild.store import open_store
+
+    with project_task(module, "PushImage", []) as push:
+        if not push.complete():
+            raise MissingError(f"There is no pushed image to deploy: {push} is not complete.",
+                               hint="run `mlbuild stage push` first (after the acceptance test).")
+        pushed = push.read_manifest().extra
+        publish = push.release_config().publish
+    entry = LockFile.read(publish.lockfile).models.get(publish.model_name)
+    name = f"deploy-{environment}"
+    case = f"deploy to {environment}"
+    try:
+        record, changed = deploy.promote(
+            open_store(store_uri()), environment, pushed["registry"], pushed["repository"],
+            to or pushed["digest"], model_sha256=entry.sha256 if entry else None,
+            commit=git_commit(), on_branch=deploy.branch(), rollback=to is not None)
+    except MlbuildError as exc:
+        _write_junit(name, case, exc.message)
+        raise
+    _write_junit(name, case, None)
+    what = "rolled back to" if record.rollback and changed else (
+        "now runs" if changed else "already runs")
+    return StageResult(name, 0, junit_path(name),
+                       f"stage deploy: {environment} {what} {record.image}; Kubernetes "
+                       f"manifest: {deploy.manifest_path(environment)}")
+
+
+def _write_junit(name: str, case_name: str, failure: str | None) -> None:
+    suite = ET.Element("testsuite", name=f"stage.{name}", tests="1",
+                       failures=str(int(failure is not None)), skipped="0")
+    case = ET.SubElement(suite, "testcase", classname=f"stage.{name}", name=case_name)
+    if failure is not None:
+        ET.SubElement(case, "failure", message=failure.splitlines()[0][:500]).text = failure
+    ET.indent(suite)
+    junit_path(name).write_text(ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n")
 
 
 def run_stage(name: str, module: str, extra: list[str], workers: int = 1,

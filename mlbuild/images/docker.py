@@ -383,8 +383,7 @@ def registry_digest(registry: str, repository: str, tag: str) -> str | None:
                 raise
             raise mapped from exc
         return images["imageDetails"][0]["imageDigest"]
-    scheme = "http" if registry.startswith(("127.", "localhost")) else "https"
-    request = urllib.request.Request(f"{scheme}://{registry}/v2/{repository}/manifests/{tag}",
+    request = urllib.request.Request(_registry_url(registry, repository, tag),
                                      method="HEAD", headers={"Accept": MANIFEST_TYPES})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -400,6 +399,43 @@ def registry_digest(registry: str, repository: str, tag: str) -> str | None:
         raise ImageError(f"Cannot reach the registry {registry}: {exc}.",
                          hint="check that it is up, or unset the registry to end the pipeline "
                               "at AcceptanceTest.") from exc
+
+
+def _registry_url(registry: str, repository: str, reference: str) -> str:
+    scheme = "http" if registry.startswith(("127.", "localhost")) else "https"
+    return f"{scheme}://{registry}/v2/{repository}/manifests/{reference}"
+
+
+def tag_digest(registry: str, repository: str, digest: str, tag: str) -> None:
+    """Point ``repository:tag`` at the manifest ``digest`` by copying the manifest (registry
+    API v2), as ``crane tag`` does: nothing is pulled, rebuilt or pushed again."""
+    if is_ecr(registry):
+        raise ImageError(f"Promoting by tag is implemented for registries that speak the Docker "
+                         f"Registry HTTP API v2, not yet for ECR ({registry}).",
+                         hint="promote with `aws ecr put-image` for now.")
+    where = f"{registry}/{repository}@{digest}"
+    try:
+        request = urllib.request.Request(_registry_url(registry, repository, digest),
+                                         headers={"Accept": MANIFEST_TYPES})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            manifest, media_type = response.read(), response.headers["Content-Type"]
+        put = urllib.request.Request(_registry_url(registry, repository, tag), data=manifest,
+                                     method="PUT", headers={"Content-Type": media_type})
+        with urllib.request.urlopen(put, timeout=60):
+            pass
+    except urllib.error.HTTPError as exc:
+        missing = exc.code == 404
+        raise ImageError(f"The registry {registry} answered {exc.code} when {repository}:{tag} "
+                         f"was to point at {where}.",
+                         hint="push the image first (`mlbuild stage push`)." if missing else
+                         "check that the credentials may push to the repository.") from exc
+    except OSError as exc:
+        raise ImageError(f"Cannot reach the registry {registry}: {exc}.",
+                         hint="check that it is up and reachable.") from exc
+    held = registry_digest(registry, repository, tag)
+    if held != digest:
+        raise ImageError(f"The registry {registry} holds {held} under {repository}:{tag} after "
+                         f"it was pointed at {digest}.", hint="check the registry's state.")
 
 
 def labels_of(tag: str) -> dict[str, str]:

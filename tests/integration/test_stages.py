@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 
@@ -107,7 +108,8 @@ def test_an_unknown_stage_is_a_configuration_error(project):
 # ------------------------------------------------- the declared cycle and its Jenkinsfile
 
 ORDER = ["train", "image", "unit", "integration", "acceptance", "fetch-test-data",
-         "accuracy --tier fast", "accuracy --tier full", "push"]
+         "accuracy --tier fast", "accuracy --tier full", "push", "deploy --env staging",
+         "deploy --env production"]
 CYCLE = load_cycle(REPO / "configs" / "ci.toml")
 
 
@@ -128,7 +130,8 @@ def test_every_declared_step_is_a_make_target_or_a_known_stage():
             if words[0] == "make":
                 assert set(words[1:]) <= targets, command
             else:
-                assert words[:2] == ["mlbuild", "stage"] and words[2] in stages, command
+                assert words[:2] == ["mlbuild", "stage"], command
+                assert words[2] in stages or words[2] == "deploy", command
 
 
 def test_the_jenkinsfile_schedules_the_full_tier_deploys_only_from_main_and_publishes():
@@ -139,7 +142,10 @@ def test_the_jenkinsfile_schedules_the_full_tier_deploys_only_from_main_and_publ
     assert "Accuracy (full)" in runs[("main", True)] and "Accuracy (full)" in runs[("develop", True)]
     assert "Accuracy (full)" not in runs[("feature/x", True)] | runs[("main", False)]
     assert "Accuracy (fast)" in runs[("feature/x", False)] - runs[("main", True)]
-    assert {b for (b, _), names in runs.items() if "Push" in names} == {"main"}
+    assert {b for (b, _), names in runs.items() if "Push" in names} == {"main", "develop"}
+    assert {b for (b, _), names in runs.items() if "Deploy to staging" in names} == {"develop"}
+    assert {b for (b, _), names in runs.items()
+            if "Deploy to production" in names} == {"main"}
     assert "junit " in text and "reports/junit/*.xml" in text
     assert "archiveArtifacts" in text and "models.lock" in text
     assert "publishHTML(target: [reportName: 'Accuracy (fast tier)'" in text
@@ -173,3 +179,63 @@ def test_the_acceptance_and_push_stages_with_a_real_engine_and_registry(built, d
     cases = _cases(_junit(built, "acceptance"))
     assert cases["AcceptanceTest()"] == "failure"
     assert cases["accuracy >= 0.99 (confident)"] == "failure"
+
+
+def _deploy(project, env: str, branch: str, *more: str):
+    project.extra_env["BRANCH_NAME"] = branch
+    return project.mlbuild("stage", "deploy", "--env", env, *more)
+
+
+def test_deploy_promotes_the_pushed_digest_and_rolls_back(built, docker_env):
+    from mlbuild.ci.deploy import history
+    from mlbuild.images.docker import registry_digest
+    from mlbuild.store import LocalStore
+
+    built.extra_env.update(docker_env)
+    ok(built.mlbuild("stage", "push"))
+    pushed = json.loads(next(built.store.glob("PushImage/*/push.json")).read_text())
+    registry, repository, first = pushed["registry"], pushed["repository"], pushed["digest"]
+    store = LocalStore(str(built.store))
+
+    def agree(env: str, digest: str, records: int) -> None:
+        assert registry_digest(registry, repository, env) == digest
+        past = history(store, env)
+        assert len(past) == records and past[0].digest == digest
+        manifest = (built.root / "reports" / "deploy" / env / "deployment.yaml").read_text()
+        assert f"image: {registry}/{repository}@{digest}" in manifest
+
+    refused = _deploy(built, "production", "develop")  # Gitflow: production is main's
+    assert refused.returncode == 3 and "production is deployed from main" in refused.stderr
+    refused = _deploy(built, "production", "main")  # staging holds nothing yet
+    assert refused.returncode == 5 and "takes only the image staging holds" in refused.stderr
+    assert registry_digest(registry, repository, "production") is None
+
+    staged = ok(_deploy(built, "staging", "develop")).stdout
+    assert f"staging now runs {registry}/{repository}@{first}" in staged
+    agree("staging", first, 1)
+    again = ok(_deploy(built, "staging", "develop")).stdout
+    assert "staging already runs" in again
+    agree("staging", first, 1)  # a no-op: no second record
+    ok(_deploy(built, "production", "main"))
+    agree("production", first, 1)
+    assert _cases(_junit(built, "deploy-production")) == {"deploy to production": "passed"}
+
+    # A new model: a new image, pushed and staged; then staging is rolled back.
+    built.edit("configs/pipeline.toml", "num_iterations = 100", "num_iterations = 60")
+    ok(built.mlbuild("stage", "push"))
+    second = next(json.loads(p.read_text())["digest"]
+                  for p in built.store.glob("PushImage/*/push.json")
+                  if json.loads(p.read_text())["digest"] != first)
+    ok(_deploy(built, "staging", "develop"))
+    agree("staging", second, 2)
+    assert history(store, "staging")[0].replaced == first
+    rolled = ok(_deploy(built, "staging", "develop", "--to", first)).stdout
+    assert f"staging rolled back to {registry}/{repository}@{first}" in rolled
+    agree("staging", first, 3)
+    assert history(store, "staging")[0].rollback and history(store, "staging")[0].replaced == second
+    listed = ok(built.mlbuild("deploy", "history", "--env", "staging")).stdout.splitlines()
+    assert len(listed) == 3 and "rollback" in listed[0] and first in listed[0]
+    # Production still holds the first; it cannot take what staging no longer holds.
+    refused = _deploy(built, "production", "main", "--to", second)
+    assert refused.returncode == 5 and "production never held" in refused.stderr
+    agree("production", first, 1)
