@@ -73,6 +73,10 @@ class _CapturingFactory(luigi.interface._WorkerSchedulerFactory):
         return self.scheduler
 
 
+#: off a terminal, seconds between two lines of one running task's progress
+PROGRESS_LINE_EVERY = 10.0
+
+
 class _ProgressWatcher(threading.Thread):
     """Polls the scheduler and shows task states: a bar on a terminal, lines otherwise."""
 
@@ -134,17 +138,12 @@ class _ProgressWatcher(threading.Thread):
             label = "running " + ", ".join(running[:3]) if running else "waiting"
             progress.update(bar, total=len(states), completed=finished, description=label)
 
-
     def _say_progress(self, task_id: str, name: str) -> None:
         """Off a terminal, a running task's progress every PROGRESS_LINE_EVERY seconds."""
         moment = time.monotonic()
         if moment - self.said.setdefault(task_id, moment) >= PROGRESS_LINE_EVERY:
             self.said[task_id] = moment
             self.console.print(f"… {name}: {self.messages[task_id]}", highlight=False)
-
-
-#: off a terminal, seconds between two lines of one running task's progress
-PROGRESS_LINE_EVERY = 10.0
 
 
 @dataclass(frozen=True)

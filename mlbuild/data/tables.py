@@ -43,7 +43,6 @@ def _format(path: Path) -> str:
 def read_table(path: str | os.PathLike, where: str | None = None):
     """The table in a CSV, Parquet or Arrow IPC file (told apart by their first bytes), as
     a ``pyarrow.Table``. CSV is parsed by pandas, so the same text gives the same values."""
-
     path, where = Path(path), where or str(path)
     kind = _format(path)
     table = _read(path, where, kind)
