@@ -2,7 +2,7 @@
 PYTHON ?= python3
 STAMP  := .mlbuild/installed.stamp
 
-.PHONY: help install services services-stop pipeline example image train-image ci test unit integration accuracy accuracy-full benchmark lint clean
+.PHONY: help install services services-stop pipeline example image train-image ci test test-in-image unit integration accuracy accuracy-full benchmark lint clean
 
 help:
 	@echo "make pipeline     install, start services, run the full pipeline on the built-in data"
@@ -13,6 +13,7 @@ help:
 	@echo "make services     start the services the tests use (S3 and Batch API, Docker, registry)"
 	@echo "make services-stop  stop them"
 	@echo "make unit         only the fast unit tests"
+	@echo "make test-in-image  the unit tests inside the test image (as CI's unit stage)"
 	@echo "make integration  only the integration tests (real processes)"
 	@echo "make accuracy     the accuracy tests of the released model, fast tier"
 	@echo "make accuracy-full  the same on the whole test split (scheduled runs)"
@@ -53,6 +54,10 @@ train-image: install services
 
 test: install services
 	$(PYTHON) -m pytest -q
+
+# The unit tests inside the test image, as the CI's unit stage runs them.
+test-in-image: install services
+	$(SERVICES_ENV) && mlbuild stage test-image && mlbuild stage unit --in-image
 
 unit: install
 	$(PYTHON) -m pytest -q tests/unit

@@ -31,7 +31,8 @@ import mlbuild.batch  # noqa: F401  isort: skip
 
 #: name -> the module that defines it, imported when the name is first used
 _LAZY = {
-    **dict.fromkeys(("AcceptanceTest", "BuildImage", "BuildTrainingImage", "EvaluateAccuracy",
+    **dict.fromkeys(("AcceptanceTest", "BuildImage", "BuildTestImage", "BuildTrainingImage",
+                     "EvaluateAccuracy",
                      "FullPipeline", "ImageConfig", "PublishConfig", "PublishModel", "PushImage",
                      "ReleaseConfig", "ReleaseTask", "evaluate_released"), "mlbuild.tasks"),
     **dict.fromkeys(("Section", "load_config"), "mlbuild.config"),
@@ -64,6 +65,7 @@ __all__ = [
     "BuildError",
     "BuildImage",
     "BuildTask",
+    "BuildTestImage",
     "BuildTrainingImage",
     "ConfigError",
     "DataError",

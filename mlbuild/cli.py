@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     stage.add_argument("--tier", choices=["fast", "full"],
                        help="for the accuracy stage: the tier (default fast)")
     stage.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    stage.add_argument("--in-image", action="store_true",
+                       help="run the stage in a container of the test image (`mlbuild stage "
+                            "test-image` builds it), the workspace mounted")
     stage.add_argument("--env", choices=["staging", "production"],
                        help="for the deploy stage: the environment (staging from develop, "
                             "production from main)")
@@ -226,8 +229,13 @@ def _accuracy(args, extra: list[str]) -> int:
 
 
 def _stage(args, extra: list[str]) -> int:
-    from mlbuild.ci.stages import definition, run_deploy_stage, run_stage
+    from mlbuild.ci.stages import definition, run_deploy_stage, run_in_image, run_stage
 
+    if args.in_image:
+        passed = [*(["--tier", args.tier] if args.tier else []), *extra]
+        result = run_in_image(args.name, args.module, passed)
+        print(f"{result.summary}; JUnit: {result.junit}; exit code {result.exit_code}")
+        return result.exit_code
     if args.name == "deploy":
         if args.env is None:
             _parser().error("the deploy stage needs --env staging or --env production")

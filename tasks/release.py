@@ -49,3 +49,8 @@ class PushImage(Release, mlbuild.PushImage):
 
 class BuildTrainingImage(Release, mlbuild.BuildTrainingImage):
     project_sources = ("tasks", "configs", "luigi.cfg")
+
+
+class BuildTestImage(Release, mlbuild.BuildTestImage):
+    project_sources = BuildTrainingImage.project_sources
+    test_packages = ("pytest", "pytest-timeout", "statsmodels", "import-linter")

@@ -160,6 +160,37 @@ def _verdict(gates: Path | None, report: Path | None) -> str:
     return f"{summary}{where}\n" if summary else ""
 
 
+def run_in_image(name: str, module: str, args: list[str]) -> StageResult:
+    """Run ``mlbuild stage <name> <args>`` in a container of the project's test image, with
+    the workspace mounted at its own path, as Jenkins' ``docker.image(…).inside`` does: the
+    code and reports are the workspace's, the Python and packages the image's."""
+    import json
+    import os
+    import shlex
+
+    from mlbuild.ci.runner import project_task
+    from mlbuild.images import docker
+
+    with project_task(module, "BuildTestImage", []) as image:
+        if not image.complete():
+            raise MissingError(f"The test image is not built ({image} is not complete).",
+                               hint="run `mlbuild stage test-image` first.")
+        tag = json.loads(image.fetch_outputs()["image"].read_text())["tag"]
+    workspace = os.getcwd()
+    command = shlex.join(["python", "-m", "mlbuild.cli", "stage", name, *args])
+    print(f"stage {name}: running `{command}` in {tag}", flush=True)
+    result = docker.run(
+        tag, ["-e", "-c", command], {workspace: {"bind": workspace, "mode": "rw"}},
+        timeout=3600, entrypoint=["sh"], working_dir=workspace,
+        user=f"{os.getuid()}:{os.getgid()}", network_mode="host",
+        environment={"HOME": "/tmp", "PYTHONPATH": workspace, "MLBUILD_IN_IMAGE": tag,
+                     "MLBUILD_REPORTS": str(Path(reports_dir()).resolve())})
+    print(result.logs, end="" if result.logs.endswith("\n") else "\n")
+    summary = next((line.split("; JUnit:")[0] for line in reversed(result.logs.splitlines())
+                    if line.startswith(f"stage {name}")), f"stage {name}: exit {result.exit_code}")
+    return StageResult(name, result.exit_code, junit_path(name), f"{summary} (in {tag})")
+
+
 def run_deploy_stage(module: str, environment: str, to: str | None) -> StageResult:
     """Promote the pushed image (or roll back ``to`` a digest) and write the stage's JUnit."""
     from mlbuild.ci import deploy

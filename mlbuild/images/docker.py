@@ -261,8 +261,10 @@ class ContainerResult:
 
 
 def run(image: str, command: list[str], volumes: dict[str, dict[str, str]],
-        timeout: float = 600) -> ContainerResult:
-    """Run ``command`` in a container of ``image`` with no network; wait; remove it."""
+        timeout: float = 600, **options) -> ContainerResult:
+    """Run ``command`` in a container of ``image`` (with no network unless ``options`` say
+    otherwise: docker-py's ``user``, ``environment``, ``working_dir``, ``entrypoint``,
+    ``network_mode``); wait; remove it."""
     import requests
 
     client = engine()
@@ -270,8 +272,8 @@ def run(image: str, command: list[str], volumes: dict[str, dict[str, str]],
     action = f"run {' '.join(command)} in {image}"
     try:
         with _engine_errors(action, image):
-            container = client.containers.run(image, command, volumes=volumes,
-                                              network_mode="none", detach=True)
+            container = client.containers.run(image, command, volumes=volumes, detach=True,
+                                              **{"network_mode": "none", **options})
             try:
                 status = container.wait(timeout=timeout)
             except requests.exceptions.ReadTimeout as exc:

@@ -8,7 +8,13 @@ A project subclasses :class:`ReleaseTask` once with its hooks, then each task it
 from mlbuild.tasks.acceptance import AcceptanceTest
 from mlbuild.tasks.config import ImageConfig, PublishConfig, ReleaseConfig
 from mlbuild.tasks.evaluate import EvaluateAccuracy, GatedTask, evaluate_model, evaluate_released
-from mlbuild.tasks.image import BuildImage, BuildTrainingImage, ImageTask, PushImage
+from mlbuild.tasks.image import (
+    BuildImage,
+    BuildTestImage,
+    BuildTrainingImage,
+    ImageTask,
+    PushImage,
+)
 from mlbuild.tasks.inference import Inference
 from mlbuild.tasks.pipeline import FullPipeline
 from mlbuild.tasks.publish import PublishModel
@@ -17,6 +23,7 @@ from mlbuild.tasks.release import ReleaseTask
 __all__ = [
     "AcceptanceTest",
     "BuildImage",
+    "BuildTestImage",
     "BuildTrainingImage",
     "EvaluateAccuracy",
     "FullPipeline",

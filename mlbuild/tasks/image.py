@@ -219,3 +219,16 @@ class PushImage(ImageTask):
                   "image": f"{registry}/{repository}:{tag}@{digest}"}
         outputs["push"].write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         return record
+
+
+class BuildTestImage(BuildTrainingImage):
+    """The CI image: the training image plus what the project's tests need. CI runs its
+    test stages in a container of it (``mlbuild stage unit --in-image``), with the
+    workspace mounted, so they run on the image's Python and packages, not the agent's."""
+
+    suffix = "-test"
+    #: what the tests need besides mlbuild's own dependencies; a project adds its own
+    test_packages: ClassVar[tuple[str, ...]] = ("pytest", "pytest-timeout")
+
+    def image_packages(self) -> tuple[str, ...]:
+        return (*TRAINING_PACKAGES, *self.test_packages)

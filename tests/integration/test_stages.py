@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -107,7 +108,7 @@ def test_an_unknown_stage_is_a_configuration_error(project):
 
 # ------------------------------------------------- the declared cycle and its Jenkinsfile
 
-ORDER = ["train", "image", "unit", "integration", "acceptance", "fetch-test-data",
+ORDER = ["train", "image", "test-image", "unit --in-image", "integration", "acceptance", "fetch-test-data",
          "accuracy --tier fast", "accuracy --tier full", "push", "deploy --env staging",
          "deploy --env production"]
 CYCLE = load_cycle(REPO / "configs" / "ci.toml")
@@ -239,3 +240,22 @@ def test_deploy_promotes_the_pushed_digest_and_rolls_back(built, docker_env):
     refused = _deploy(built, "production", "main", "--to", second)
     assert refused.returncode == 5 and "production never held" in refused.stderr
     agree("production", first, 1)
+
+
+def test_the_unit_stage_runs_in_the_test_image_and_its_junit_reaches_the_host(project,
+                                                                              docker_env):
+    project.extra_env.update(docker_env)
+    (project.root / "tests" / "unit").mkdir(parents=True)
+    (project.root / "tests" / "unit" / "test_where.py").write_text(
+        "import os, sys\n\n\n"
+        "def test_runs_in_the_test_image():\n"
+        "    assert os.environ['MLBUILD_IN_IMAGE'].startswith('mlbuild/digits-test:')\n"
+        "    assert sys.prefix == '/opt/venv' and os.path.exists('/.dockerenv')\n")
+    refused = project.mlbuild("stage", "unit", "--in-image")
+    assert refused.returncode == 5 and "mlbuild stage test-image" in refused.stderr
+    ok(project.mlbuild("stage", "test-image"))
+    result = ok(project.mlbuild("stage", "unit", "--in-image"))
+    assert "stage unit: passed (in mlbuild/digits-test:" in result.stdout
+    junit = project.root / "reports" / "junit" / "unit.xml"
+    assert _cases(_junit(project, "unit")) == {"test_runs_in_the_test_image": "passed"}
+    assert junit.stat().st_uid == os.getuid()  # the host's, not the container's root

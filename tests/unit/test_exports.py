@@ -21,7 +21,7 @@ from mlbuild.errors import ERROR_KINDS, EXIT_OK, EXIT_USAGE, REFINED_ERRORS, Mlb
 PUBLIC = {
     "mlbuild": {
         "AcceptanceTest", "BatchError", "BuildError", "BuildImage", "BuildTask",
-        "BuildTrainingImage", "ConfigError", "DataError", "EvaluateAccuracy", "FullPipeline",
+        "BuildTestImage", "BuildTrainingImage", "ConfigError", "DataError", "EvaluateAccuracy", "FullPipeline",
         "GateFailedError", "GatesConfig", "ImageConfig", "ImageError", "IntegrityError", "LightGBMParams", "LocalCache",
         "MissingError", "MlbuildError", "ObjectInfo", "ObjectMissingError", "PublishConfig", "PublishModel",
         "PushImage", "ReleaseConfig", "ReleaseTask", "SchemaConfig", "Section", "Store",
@@ -47,7 +47,7 @@ PUBLIC = {
                       "check_expected", "runs_on_batch"},
     "mlbuild.aws": {"AwsCall", "classify", "client", "client_config", "endpoint_name", "transfer_config",
                     "translate", "translated"},
-    "mlbuild.tasks": {"AcceptanceTest", "BuildImage", "BuildTrainingImage", "EvaluateAccuracy",
+    "mlbuild.tasks": {"AcceptanceTest", "BuildImage", "BuildTestImage", "BuildTrainingImage", "EvaluateAccuracy",
                       "FullPipeline", "GatedTask", "ImageConfig", "ImageTask", "Inference",
                       "PublishConfig", "PublishModel", "PushImage", "ReleaseConfig",
                       "ReleaseTask", "evaluate_model", "evaluate_released"},
