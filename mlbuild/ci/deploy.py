@@ -115,7 +115,11 @@ def kubernetes_manifest(record: Deployment) -> str:
     """A Deployment of the image pinned by digest: what runs cannot change under its tag."""
     app = record.repository.rsplit("/", 1)[-1]
     name = f"{app}-{record.environment}"
-    labels = f"app: {app}\n      environment: {record.environment}"
+
+    def labels(indent: int) -> str:
+        return "\n".join(f"{' ' * indent}{k}: {v}" for k, v in
+                         (("app", app), ("environment", record.environment)))
+
     return f"""\
 # Written by `mlbuild stage deploy --env {record.environment}` at {record.time}.
 apiVersion: apps/v1
@@ -123,8 +127,7 @@ kind: Deployment
 metadata:
   name: {name}
   labels:
-    app: {app}
-    environment: {record.environment}
+{labels(4)}
   annotations:
     mlbuild.io/model-sha256: "{record.model_sha256 or ''}"
     mlbuild.io/commit: "{record.commit or ''}"
@@ -132,11 +135,11 @@ spec:
   replicas: 1
   selector:
     matchLabels:
-      {labels}
+{labels(6)}
   template:
     metadata:
       labels:
-        {labels.replace(chr(10) + '      ', chr(10) + '        ')}
+{labels(8)}
     spec:
       containers:
         - name: model
