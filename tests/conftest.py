@@ -87,6 +87,12 @@ class Project:
         assert old in text, f"{old!r} not in {relpath}"
         path.write_text(text.replace(old, new, 1))
 
+    def one_training_thread(self, config: str = "configs/pipeline.toml") -> None:
+        """For tests that train in several processes at once: LightGBM's OpenMP threads
+        spin while they wait, so two trainings of 2 threads on 2 cores can take 100 times
+        as long (seen in CI: over 300 s for a 1 s training). One thread each shares fairly."""
+        self.edit(config, "num_threads = 2", "num_threads = 1")
+
     def manifests(self) -> dict[str, str]:
         """Every manifest in the store -> the time its task finished."""
         return {

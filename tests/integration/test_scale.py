@@ -26,6 +26,7 @@ def test_three_workers_on_one_scheduler_build_each_result_once(project, s3_env, 
     project.extra_env.update(s3_env, MLBUILD_STORE=f"s3://{bucket}/team",
                              LUIGI_CONFIG_PATH="configs/central.cfg")
     central = ["--scheduler-url", scheduler.url]
+    project.one_training_thread("configs/sweep.toml")
     logs = [tmp_path / f"builds-{i}.log" for i in range(3)]
     # The data steps first, so that the three variants are there to share at once.
     prepare = tmp_path / "builds-prepare.log"
