@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run one CI stage ([stages] in luigi.cfg); JUnit XML in reports/junit/",
         description="Run one stage of the release cycle and nothing else. The stages are "
                     "named in the [stages] section of luigi.cfg (train, image, unit, "
-                    "integration, acceptance, fetch-test-data, accuracy, push).")
+                    "integration, acceptance, fetch-test-data, accuracy, push); deploy and retrain "
+                    "are built in.")
     stage.add_argument("name", help="the stage")
     stage.add_argument("--tier", choices=["fast", "full"],
                        help="for the accuracy stage: the tier (default fast)")
@@ -64,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
                             "production from main)")
     stage.add_argument("--to", metavar="DIGEST",
                        help="for the deploy stage: roll back to a digest the environment held")
+    stage.add_argument("--push", action="store_true",
+                       help="for the retrain stage: push the proposed retrain/... branch")
+    stage.add_argument("--remote", default="origin",
+                       help="for the retrain stage: the git remote to push to (default origin)")
 
     deploy = sub.add_parser("deploy", help="the deployments of the pushed images")
     deploy.add_argument("action", choices=["history"])
@@ -136,10 +141,43 @@ def _parser() -> argparse.ArgumentParser:
                     "Task parameters follow the task, as for luigi (--variant 2).")
     submit.add_argument("task", help="task family, e.g. TrainModel")
 
-    models = sub.add_parser("models", help="the models in models.lock")
-    models.add_argument("action", choices=["list", "verify", "pull"])
-    models.add_argument("name", nargs="?", help="one model (default: all)")
-    models.add_argument("--lock", default="models.lock", help="path of the lock file")
+    models = sub.add_parser("models", help="the models in models.lock, their history, rollback")
+    models_sub = models.add_subparsers(dest="action", required=True)
+    lock = argparse.ArgumentParser(add_help=False)
+    lock.add_argument("--lock", default="models.lock", help="path of the lock file")
+    for action, what in (("list", "what models.lock holds"),
+                         ("verify", "check the lock against the store, byte for byte"),
+                         ("pull", "fetch (and verify) locked models into the local cache")):
+        one = models_sub.add_parser(action, parents=[lock], help=what)
+        one.add_argument("name", nargs="?", help="one model (default: all)")
+    history = models_sub.add_parser(
+        "history", parents=[lock], help="every released version of a model, from git's history "
+                                        "of the lock, joined with the store")
+    history.add_argument("name", help="the model")
+    history.add_argument("--json", action="store_true", help="print JSON, one list")
+    history.add_argument("--verify", action="store_true",
+                         help="hash each version's bytes in the store (default: ask if they exist)")
+    diff = models_sub.add_parser(
+        "diff", parents=[lock], help="the metric changes between two revisions of the lock, as "
+                                     "a Markdown table")
+    diff.add_argument("rev_a", nargs="?", default="HEAD", metavar="REV_A",
+                      help="git revision (default HEAD)")
+    diff.add_argument("rev_b", nargs="?", metavar="REV_B",
+                      help="git revision (default: the lock in the working tree)")
+    diff.add_argument("--all", action="store_true", help="show unchanged metrics too")
+    diff.add_argument("--precision", type=int, default=5, metavar="N",
+                      help="round numbers to N decimal places (default 5)")
+    rollback = models_sub.add_parser(
+        "rollback", parents=[lock], help="write an earlier released version into the lock, after "
+                                         "verifying its bytes in the store",
+        description="Write the lock entry of an earlier released version of a model, after "
+                    "hashing its bytes in the store. A version whose bytes are gone (exit 5) or "
+                    "changed (exit 6) is refused and the lock is left as it was. Commit the "
+                    "lock afterwards; the change gate then compares candidates with this model.")
+    rollback.add_argument("name", help="the model")
+    rollback.add_argument("--to", required=True, metavar="SHA256|REVISION",
+                          help="a sha256 prefix (7+ hex digits) of a version in `models "
+                               "history`, or a git revision whose lock has the model")
     return parser
 
 
@@ -191,6 +229,8 @@ def _models(args, extra: list[str]) -> int:
     from mlbuild.settings import cache_dir, store_uri
     from mlbuild.store import LocalCache, open_store
 
+    if args.action in ("history", "diff", "rollback"):
+        return _model_history(args)
     lock = LockFile.read(args.lock)
     if args.name:
         lock = LockFile({args.name: lock.entry(args.name, args.lock)})
@@ -217,6 +257,29 @@ def _models(args, extra: list[str]) -> int:
     return next((c.error.exit_code for c in checks if c.error), 0)
 
 
+def _model_history(args) -> int:
+    import json
+
+    from mlbuild.release import history
+    from mlbuild.settings import store_uri
+    from mlbuild.store import open_store
+
+    if args.action == "diff":
+        changes = history.metrics_diff(args.lock, args.rev_a, args.rev_b, everything=args.all)
+        print(history.markdown_table(changes, args.rev_a, args.rev_b, args.precision))
+        return 0
+    store = open_store(store_uri())
+    if args.action == "rollback":
+        print("\n".join(history.rollback_model(args.lock, args.name, args.to, store).lines()))
+        return 0
+    versions = history.model_history(args.lock, args.name, store, verify=args.verify)
+    if args.json:
+        print(json.dumps([v.to_json() for v in versions], indent=2))
+    else:
+        print("\n\n".join("\n".join(v.lines()) for v in versions))
+    return 0
+
+
 def _accuracy(args, extra: list[str]) -> int:
     from mlbuild.accuracy.planning import plan_from_config
 
@@ -241,6 +304,12 @@ def _stage(args, extra: list[str]) -> int:
             _parser().error("the deploy stage needs --env staging or --env production")
         result = run_deploy_stage(args.module, args.env, args.to)
         print(f"{result.summary}; JUnit: {result.junit}; exit code {result.exit_code}")
+        return result.exit_code
+    if args.name == "retrain":
+        from mlbuild.ci.retrain import run_retrain
+
+        result = run_retrain(args.module, extra, args.push, args.remote, args.workers)
+        print(f"{result.summary}\nJUnit: {result.junit}; exit code {result.exit_code}")
         return result.exit_code
     tier = args.tier
     if tier is None and definition(args.name) == "EvaluateAccuracy":

@@ -179,16 +179,49 @@ def run_in_image(name: str, module: str, args: list[str]) -> StageResult:
     workspace = os.getcwd()
     command = shlex.join(["python", "-m", "mlbuild.cli", "stage", name, *args])
     print(f"stage {name}: running `{command}` in {tag}", flush=True)
+    volumes = {workspace: {"bind": workspace, "mode": "rw"}}
+    environment = {**_passed_in(volumes), "HOME": "/tmp", "PYTHONPATH": workspace,
+                   "MLBUILD_IN_IMAGE": tag, "MLBUILD_REPORTS": str(Path(reports_dir()).resolve())}
     result = docker.run(
-        tag, ["-e", "-c", command], {workspace: {"bind": workspace, "mode": "rw"}},
-        timeout=3600, entrypoint=["sh"], working_dir=workspace,
-        user=f"{os.getuid()}:{os.getgid()}", network_mode="host",
-        environment={"HOME": "/tmp", "PYTHONPATH": workspace, "MLBUILD_IN_IMAGE": tag,
-                     "MLBUILD_REPORTS": str(Path(reports_dir()).resolve())})
+        tag, ["-e", "-c", command], volumes, timeout=3600, entrypoint=["sh"],
+        working_dir=workspace, user=f"{os.getuid()}:{os.getgid()}", network_mode="host",
+        environment=environment, group_add=_socket_groups(environment))
     print(result.logs, end="" if result.logs.endswith("\n") else "\n")
     summary = next((line.split("; JUnit:")[0] for line in reversed(result.logs.splitlines())
                     if line.startswith(f"stage {name}")), f"stage {name}: exit {result.exit_code}")
     return StageResult(name, result.exit_code, junit_path(name), f"{summary} (in {tag})")
+
+
+#: what a stage in the image sees of the host's environment: mlbuild's settings, the AWS
+#: chain (the store, Batch, ECR), Luigi's config, the branch; nothing else leaks in
+PASSED_IN = ("MLBUILD_", "AWS_", "LUIGI_")
+PASSED_IN_NAMES = ("DOCKER_HOST", "BRANCH_NAME", "CI")
+
+
+def _passed_in(volumes: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The host's environment a stage needs in the container, explicitly: the variables
+    named above, with the Docker engine's socket and any absolute store or cache folder
+    mounted at the same path (a host path outside the workspace would not exist there)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(PASSED_IN) or k in PASSED_IN_NAMES}
+    paths = [env.get("DOCKER_HOST", "").removeprefix("unix://")] if env.get(
+        "DOCKER_HOST", "").startswith("unix://") else []
+    paths += [env[k] for k in ("MLBUILD_STORE", "MLBUILD_CACHE") if k in env]
+    for path in paths:
+        if os.path.isabs(path) and os.path.exists(path) and not any(
+                path.startswith(mounted + os.sep) for mounted in volumes):
+            volumes[path] = {"bind": path, "mode": "rw"}
+    return env
+
+
+def _socket_groups(environment: dict[str, str]) -> list[int]:
+    """The Docker socket's group, so the host's user may use the engine in the container."""
+    import os
+
+    socket = environment.get("DOCKER_HOST", "").removeprefix("unix://")
+    return [os.stat(socket).st_gid] if socket and os.path.exists(socket) else []
 
 
 def run_deploy_stage(module: str, environment: str, to: str | None) -> StageResult:

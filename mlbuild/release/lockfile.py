@@ -17,13 +17,39 @@ an unchanged model leaves the file byte-identical::
       },
       "version": 1
     }
+
+Two optional fields appear only when set, so a lock written before they existed stays
+byte-identical:
+
+- ``incomparable``: the released model could not be compared with this one (the features
+  it needed were gone) and the configuration accepted that:
+  ``{"missing_features": [...], "accepted_by": ...}``.
+- ``data``: the training data of the released model, so a release can be traced back to
+  (and re-made from) exactly those bytes::
+
+      "data": {
+        "task": "SplitData",              # the task family that wrote the training data
+        "fingerprint": "<that task's fingerprint>",
+        "output": "train",                # the output's name in that task's manifest
+        "file": "train.rows.arrow",       # its file name
+        "sha256": "…",                    # its bytes
+        "snapshot": null                  # the named data snapshot it came from, if any
+      }
+
+  With the drift gate, ``data`` also holds ``baseline``: the released data that gate
+  compared this model's data with (as ``baseline`` is the change gate's reference).
+
+Every read-modify-write goes through :meth:`LockFile.update`, which holds an exclusive
+lock for the whole step: two workers publishing at once each keep their entry.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,14 +72,20 @@ class ModelEntry:
     #: set when the released model could not be compared with this one (the features it
     #: needed were gone) and the configuration accepted that: {missing_features, accepted_by}
     incomparable: dict[str, Any] | None = None
+    #: the training data of this model: {task, fingerprint, output, file, sha256, snapshot}
+    data: dict[str, Any] | None = None
+
+
+#: fields the lock writes only when set, so locks written before they existed stay the same
+_OPTIONAL = ("incomparable", "data")
 
 
 def _entry_dict(entry: ModelEntry) -> dict[str, Any]:
-    """An entry as the lock writes it: ``incomparable`` only where it happened, so locks
-    written before the field existed stay byte-identical."""
+    """An entry as the lock writes it: the optional fields only where they are set."""
     raw = asdict(entry)
-    if raw["incomparable"] is None:
-        del raw["incomparable"]
+    for name in _OPTIONAL:
+        if raw[name] is None:
+            del raw[name]
     return raw
 
 
@@ -67,17 +99,42 @@ class LockFile:
         path = Path(path)
         if not path.exists():
             return cls()
+        return cls.from_text(path.read_text(), str(path))
+
+    @classmethod
+    def from_text(cls, text: str, where: str) -> LockFile:
+        """Parse a lock's text; ``where`` names it in the error (a path, or REV:path)."""
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(text)
             if raw.get("version") != VERSION:
                 raise ValueError(f"version {raw.get('version')!r}, expected {VERSION}")
             models = {name: ModelEntry(**entry) for name, entry in raw["models"].items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(
-                f"{path} is not a valid models.lock ({exc}).",
+                f"{where} is not a valid models.lock ({exc}).",
                 hint="restore it from git, or delete it and run the pipeline to write it again.",
             ) from exc
         return cls(models)
+
+    @classmethod
+    def update(cls, path: str | os.PathLike, change: Callable[[LockFile], LockFile]) -> LockFile:
+        """Read the lock, apply ``change`` and write the result, as one step.
+
+        Every process that updates the lock this way waits for the others, so two workers
+        publishing at once never lose an entry (each would otherwise read the same old lock
+        and the second write would drop the first one's model). ``change`` may raise to
+        leave the lock as it is. Returns the lock as written.
+        """
+        path = Path(path)
+        # The flock is taken on a sibling file, not on the lock: write() replaces the lock
+        # by a rename, so a flock on it would stay with the old inode while the next writer
+        # opens the new one, and nothing would be serialised.
+        guard = path.with_name(f".{path.name}.lock")
+        with open(guard, "a") as held:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+            changed = change(cls.read(path))
+            changed.write(path)
+        return changed
 
     def to_text(self) -> str:
         raw = {"version": VERSION, "models": {n: _entry_dict(e) for n, e in self.models.items()}}

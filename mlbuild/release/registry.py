@@ -32,10 +32,12 @@ def publish_model(
     metrics: dict[str, Any],
     baseline: dict[str, str] | None = None,
     incomparable: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
 ) -> ModelEntry:
     """Copy a model, whose digest is known, into the registry and record it in the lock.
 
-    The copy is skipped when the content-addressed key already exists.
+    The copy is skipped when the content-addressed key already exists. The lock is updated
+    under its file lock (``LockFile.update``), so concurrent publishes keep every entry.
     """
     key = model_key(name, sha256, filename)
     if not store.exists(key):
@@ -55,8 +57,9 @@ def publish_model(
         metrics=metrics,
         baseline=baseline,
         incomparable=incomparable,
+        data=data,
     )
-    LockFile.read(lock_path).with_model(name, entry).write(lock_path)
+    LockFile.update(lock_path, lambda lock: lock.with_model(name, entry))
     return entry
 
 

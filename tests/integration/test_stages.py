@@ -109,7 +109,7 @@ def test_an_unknown_stage_is_a_configuration_error(project):
 # ------------------------------------------------- the declared cycle and its Jenkinsfile
 
 ORDER = ["train", "image", "test-image", "unit --in-image", "integration", "acceptance", "fetch-test-data",
-         "accuracy --tier fast", "accuracy --tier full", "push", "deploy --env staging",
+         "accuracy --tier fast --in-image", "accuracy --tier full --in-image", "retrain --push", "push", "deploy --env staging",
          "deploy --env production"]
 CYCLE = load_cycle(REPO / "configs" / "ci.toml")
 
@@ -132,7 +132,7 @@ def test_every_declared_step_is_a_make_target_or_a_known_stage():
                 assert set(words[1:]) <= targets, command
             else:
                 assert words[:2] == ["mlbuild", "stage"], command
-                assert words[2] in stages or words[2] == "deploy", command
+                assert words[2] in stages or words[2] in ("deploy", "retrain"), command
 
 
 def test_the_jenkinsfile_schedules_the_full_tier_deploys_only_from_main_and_publishes():
@@ -250,12 +250,23 @@ def test_the_unit_stage_runs_in_the_test_image_and_its_junit_reaches_the_host(pr
         "import os, sys\n\n\n"
         "def test_runs_in_the_test_image():\n"
         "    assert os.environ['MLBUILD_IN_IMAGE'].startswith('mlbuild/digits-test:')\n"
-        "    assert sys.prefix == '/opt/venv' and os.path.exists('/.dockerenv')\n")
+        "    assert sys.prefix == '/opt/venv' and os.path.exists('/.dockerenv')\n\n\n"
+        "def test_the_docker_engine_is_passed_in():\n"
+        "    import docker\n"
+        "    assert docker.DockerClient(base_url=os.environ['DOCKER_HOST']).ping()\n")
     refused = project.mlbuild("stage", "unit", "--in-image")
     assert refused.returncode == 5 and "mlbuild stage test-image" in refused.stderr
     ok(project.mlbuild("stage", "test-image"))
     result = ok(project.mlbuild("stage", "unit", "--in-image"))
     assert "stage unit: passed (in mlbuild/digits-test:" in result.stdout
     junit = project.root / "reports" / "junit" / "unit.xml"
-    assert _cases(_junit(project, "unit")) == {"test_runs_in_the_test_image": "passed"}
+    assert _cases(_junit(project, "unit")) == {"test_runs_in_the_test_image": "passed",
+                                              "test_the_docker_engine_is_passed_in": "passed"}
     assert junit.stat().st_uid == os.getuid()  # the host's, not the container's root
+    # The accuracy stage in the image: the pipeline up to the gates runs there, on the
+    # workspace's store; the gates' JUnit and report reach the host.
+    accuracy = ok(project.mlbuild("stage", "accuracy", "--in-image"))
+    assert "accuracy gates passed" in accuracy.stdout and "(in mlbuild/digits-test:" in accuracy.stdout
+    cases = _cases(_junit(project, "accuracy"))
+    assert cases["EvaluateAccuracy(tier=fast)"] == cases["accuracy >= 0.9 (confident)"] == "passed"
+    assert (project.root / "reports" / "accuracy" / "fast" / "report.html").exists()
