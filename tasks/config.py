@@ -3,10 +3,12 @@ on load; mlbuild's ReleaseConfig brings [gates], [accuracy], [publish] and [imag
 
 from __future__ import annotations
 
-import luigi
-from pydantic import Field
+from typing import Literal
 
-from mlbuild import LightGBMParams, ReleaseConfig, SchemaConfig, Section, load_config
+import luigi
+from pydantic import Field, model_validator
+
+from mlbuild import LightGBMParams, ReleaseConfig, SchemaConfig, Section, load_config, sources
 
 
 class SyntheticConfig(Section):
@@ -19,11 +21,21 @@ class SyntheticConfig(Section):
 
 
 class DataConfig(Section):
-    #: builtin:digits, builtin:synthetic, file://path, https://url, s3://bucket/key
+    #: builtin:digits, builtin:synthetic, file://path, https://url, s3://bucket/key, or
+    #: snapshots: s3://bucket/prefix/*/part-*.csv (file:// too)
     source: str = "builtin:digits"
     synthetic: SyntheticConfig = SyntheticConfig()
     #: optional pin: the fetched bytes must have this sha256
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    #: which snapshot of a snapshot source: the greatest name, or the one written last
+    snapshot: Literal["latest", "last_modified"] = "latest"
+
+    @model_validator(mode="after")
+    def _no_pin_on_snapshots(self):
+        if self.sha256 and sources.is_snapshot(self.source):
+            raise ValueError("data.sha256 cannot pin a snapshot source (many files, and a new "
+                             "snapshot is meant to be picked up): remove it")
+        return self
 
 
 class SplitConfig(Section):

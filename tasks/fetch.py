@@ -3,6 +3,7 @@
 Sources: ``builtin:digits`` (scikit-learn's handwritten digits), ``builtin:synthetic``,
 and the URIs mlbuild fetches (file://, https://, s3://) of a CSV, Parquet or Arrow file,
 whose content identity enters the fingerprint; a pinned ``sha256`` must match the bytes.
+A path with a ``*`` is a series of snapshots, ``[data] snapshot`` picks one.
 """
 
 from __future__ import annotations
@@ -49,13 +50,17 @@ class FetchData(BuildTask):
             raise ConfigError(f"data.source = {data.source!r} in the pipeline config is not a "
                               "known source.", hint=f"use one of {', '.join(BUILTINS)}, "
                               "file://path, https://url or s3://bucket/key.")
-        return {data.source: data.sha256 or sources.version(data.source)}
+        return {data.source: data.sha256 or sources.version(data.source, data.snapshot)}
 
     def build(self, inputs, outputs):
         data = load().data
-        if data.source not in BUILTINS:
-            return {"source": data.source,
-                    "sha256": sources.fetch_table(data.source, outputs["raw"], data.sha256)}
+        if data.source not in BUILTINS:  # exactly the version the fingerprint names
+            got = sources.fetch_table(data.source, outputs["raw"], data.sha256,
+                                      select=data.snapshot,
+                                      version=self.fingerprint_inputs()["data"][data.source])
+            if sources.is_snapshot(data.source):
+                return {"source": data.source, "snapshot": got.partition("@")[0]}
+            return {"source": data.source, "sha256": got}
         s = data.synthetic
         frame = (digits_frame() if data.source == "builtin:digits"
                  else synthetic_frame(s.rows, s.features, s.classes, s.seed))

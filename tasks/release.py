@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mlbuild
 from tasks.config import load
+from tasks.fetch import FetchData
 from tasks.split import SplitData
 from tasks.train import TrainModel
 
@@ -26,12 +27,19 @@ class Release(mlbuild.ReleaseTask):
     def test_task(self):
         return SplitData()
 
+    def data_task(self):  # the raw table: the lock records it; [gates.drift] compares with it
+        return FetchData()
+
 
 class EvaluateAccuracy(Release, mlbuild.EvaluateAccuracy):
     pass
 
 
 class PublishModel(Release, mlbuild.PublishModel):
+    pass
+
+
+class CheckDrift(Release, mlbuild.CheckDrift):
     pass
 
 
@@ -44,6 +52,14 @@ class AcceptanceTest(Release, mlbuild.AcceptanceTest):
 
 
 class PushImage(Release, mlbuild.PushImage):
+    pass
+
+
+class BuildServiceImage(Release, mlbuild.BuildServiceImage):  # every model models.lock releases
+    pass
+
+
+class ServiceAcceptanceTest(Release, mlbuild.ServiceAcceptanceTest):
     pass
 
 

@@ -1,6 +1,7 @@
-"""Accuracy: metrics, the statistics of the gates, evaluation, plans and reports."""
+"""Accuracy: metrics, the statistics of the gates, data drift, evaluation, plans and reports."""
 
 
+from mlbuild.accuracy.drift import Drift, DriftConfig, check_drift
 from mlbuild.accuracy.evaluation import (
     Evaluation,
     SamplePlan,
@@ -16,12 +17,15 @@ from mlbuild.accuracy.report import write_reports
 
 __all__ = [
     "METRICS",
+    "Drift",
+    "DriftConfig",
     "Evaluation",
     "GateResult",
     "GatesConfig",
     "Predictions",
     "SamplePlan",
     "TiersConfig",
+    "check_drift",
     "evaluate",
     "plan_sample",
     "predict_in_chunks",

@@ -20,6 +20,8 @@ A point estimate compared with a threshold ignores sampling error (see
   multiplicity correction (Berger 1982). With ``not_worse``, each slice is also tested
   for a regression against the released model; that is a union of tests, so its p-values
   get Holm's or Benjamini–Hochberg's correction.
+* **drift** — the new data against the released model's training data, per column
+  (``[gates.drift]``, :mod:`mlbuild.accuracy.drift`); its results are GateResults too.
 
 Every result carries the numbers and a sentence saying what was shown. This module is
 the one place gate logic lives: the host's evaluation and the serving image's acceptance
@@ -35,6 +37,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from mlbuild.accuracy import stats
+from mlbuild.accuracy.drift import DriftConfig
 from mlbuild.accuracy.metrics import COUNT_STATISTICS, METRICS, Metric, Predictions
 from mlbuild.config import Section
 from mlbuild.errors import ConfigError, DataError
@@ -127,6 +130,8 @@ class GatesConfig(Section):
     threshold: list[ThresholdSpec] = []
     change: ChangeSpec | None = None
     slices: list[SliceSpec] = []
+    #: the data drift gate (CheckDrift); absent: no drift gate
+    drift: DriftConfig | None = None
 
 
 # ----------------------------------------------------------------------------- results
@@ -135,7 +140,7 @@ class GatesConfig(Section):
 @dataclass(frozen=True)
 class GateResult:
     name: str
-    kind: Literal["threshold", "change", "slice"]
+    kind: Literal["threshold", "change", "slice", "drift"]
     metric: str
     passed: bool | None          # None: not gated (skipped or reported only)
     reason: str

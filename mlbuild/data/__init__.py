@@ -1,7 +1,8 @@
-"""Data: a table's schema and its checks, and raw data fetched from a URI."""
+"""Data: a table's schema and its checks, and raw data fetched from a URI or a series of
+snapshots."""
 
 
-from mlbuild.data import sources
+from mlbuild.data import snapshots, sources
 from mlbuild.data.schema import ColumnKind, SchemaConfig, check_schema, read_csv, validate
 from mlbuild.data.tables import (
     TableView,
@@ -21,6 +22,7 @@ __all__ = [
     "read_csv",
     "read_frame",
     "read_table",
+    "snapshots",
     "sources",
     "validate",
     "write_rows",

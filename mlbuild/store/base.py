@@ -59,6 +59,21 @@ class ObjectInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """One object as a listing describes it, without reading it.
+
+    ``etag`` and ``version_id`` are S3's (``None`` in a folder, and ``version_id`` also
+    in a bucket that keeps no versions); ``last_modified`` is timezone-aware (UTC).
+    """
+
+    key: str
+    size: int
+    last_modified: datetime
+    etag: str | None = None
+    version_id: str | None = None
+
+
 def copy_hashing(src, dst) -> ObjectInfo:
     """Copy file object ``src`` to ``dst`` and return the sha256 and size of the bytes."""
     digest = hashlib.sha256()
@@ -109,6 +124,18 @@ class Store(ABC):
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` (recursively), sorted."""
+
+    def list_objects(self, prefix: str) -> list[ListedObject]:
+        """Every object whose key begins with ``prefix`` (a plain string prefix, not
+        only a folder), with its size and time, sorted by key; one listing, no reads."""
+        raise NotImplementedError(f"{type(self).__name__} does not list objects with metadata")
+
+    def current_versions(self, objects: list[ListedObject]) -> list[ListedObject]:
+        """``objects`` with the version id each has now, where the backend keeps versions.
+
+        The default (a folder) keeps none and returns them as they are.
+        """
+        return objects
 
     @abstractmethod
     def put_file(self, path: str | os.PathLike, key: str) -> ObjectInfo: ...

@@ -10,7 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mlbuild.errors import ObjectMissingError, StoreError
-from mlbuild.store.base import ObjectInfo, StaleWrite, Store, check_digest, copy_hashing
+from mlbuild.store.base import (
+    ListedObject,
+    ObjectInfo,
+    StaleWrite,
+    Store,
+    check_digest,
+    copy_hashing,
+)
 
 
 class LocalStore(Store):
@@ -45,6 +52,24 @@ class LocalStore(Store):
                 if ".tmp-" not in name:
                     keys.append(Path(dirpath, name).relative_to(self.root).as_posix())
         return sorted(keys)
+
+    def list_objects(self, prefix: str) -> list[ListedObject]:
+        folder = prefix.rpartition("/")[0]
+        base = self._path(folder) if folder else self.root
+        found = []
+        for dirpath, _, files in os.walk(base):
+            for name in files:
+                path = Path(dirpath, name)
+                key = path.relative_to(self.root).as_posix()
+                if ".tmp-" in name or not key.startswith(prefix):
+                    continue
+                try:
+                    st = path.stat()
+                except FileNotFoundError:  # removed while we walked
+                    continue
+                found.append(ListedObject(
+                    key, st.st_size, datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC)))
+        return sorted(found, key=lambda o: o.key)
 
     def _write(self, key: str, fill) -> ObjectInfo:
         dest = self._path(key)

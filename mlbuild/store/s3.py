@@ -28,7 +28,7 @@ from pathlib import Path
 from mlbuild import aws
 from mlbuild.errors import ObjectMissingError, StoreError, StoreIntegrityError
 from mlbuild.settings import mlbuild as settings
-from mlbuild.store.base import ObjectInfo, StaleWrite, Store, check_digest
+from mlbuild.store.base import ListedObject, ObjectInfo, StaleWrite, Store, check_digest
 from mlbuild.store.progress import transfer_progress
 
 LIST_PAGES = 10  # at most 10,000 keys per listing; beyond that, ask key by key
@@ -247,6 +247,72 @@ class S3Store(Store):
 
     def list(self, prefix: str) -> list[str]:
         return sorted(self._keys(prefix))
+
+    def list_objects(self, prefix: str) -> list[ListedObject]:
+        """One paginated ListObjectsV2 (a request per 1,000 keys); ``version_id`` is not
+        known from it: :meth:`current_versions` asks for the few that need it."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix,
+                                   PaginationConfig={"PageSize": 1000})
+        found = []
+
+        def collect():
+            for page in pages:
+                found.extend(
+                    ListedObject(item["Key"][len(self.prefix):], item["Size"],
+                                 item["LastModified"], item["ETag"].strip('"'))
+                    for item in page.get("Contents", ()) if not item["Key"].endswith("/"))
+
+        self._call("list", prefix, collect)
+        return sorted(found, key=lambda o: o.key)
+
+    def current_versions(self, objects: list[ListedObject]) -> list[ListedObject]:
+        """``objects`` as they are now, with their version ids: one ListObjectVersions
+        of their common prefix (a bucket that keeps no versions answers "null", which
+        becomes ``None``). Where listing versions is denied, a HeadObject per object."""
+        if not objects:
+            return []
+        common = os.path.commonprefix([o.key for o in objects])
+        try:
+            current = self._current_versions(common)
+        except StoreError as exc:
+            if (aws.classify(exc.__cause__) or ("",))[0] != "denied":
+                raise
+            current = {o.key: self._head_listed(o.key) for o in objects}
+        # A key with no current version was deleted since it was listed: keep what the
+        # listing said, so that the download (conditional on it) reports the change.
+        return [current.get(o.key) or o for o in objects]
+
+    def _current_versions(self, prefix: str) -> dict[str, ListedObject | None]:
+        paginator = self.client.get_paginator("list_object_versions")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix,
+                                   PaginationConfig={"PageSize": 1000})
+        current: dict[str, ListedObject | None] = {}
+
+        def collect():
+            for page in pages:
+                for marker in page.get("DeleteMarkers", ()):
+                    if marker.get("IsLatest"):
+                        current[marker["Key"][len(self.prefix):]] = None
+                for item in page.get("Versions", ()):
+                    if item.get("IsLatest"):
+                        version = item.get("VersionId")
+                        current[item["Key"][len(self.prefix):]] = ListedObject(
+                            item["Key"][len(self.prefix):], item["Size"], item["LastModified"],
+                            item["ETag"].strip('"'), None if version in (None, "null") else version)
+
+        self._call("list versions in", prefix, collect)
+        return current
+
+    def _head_listed(self, key: str) -> ListedObject | None:
+        try:
+            head = self._call("read", key, self.client.head_object, Bucket=self.bucket,
+                              Key=self._object(key))
+        except ObjectMissingError:
+            return None
+        version = head.get("VersionId")
+        return ListedObject(key, head["ContentLength"], head["LastModified"],
+                            head["ETag"].strip('"'), None if version in (None, "null") else version)
 
     def _remember(self, key: str) -> None:
         known = self._listed.get(key.split("/", 1)[0] + "/")

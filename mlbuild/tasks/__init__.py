@@ -7,6 +7,7 @@ A project subclasses :class:`ReleaseTask` once with its hooks, then each task it
 
 from mlbuild.tasks.acceptance import AcceptanceTest
 from mlbuild.tasks.config import ImageConfig, PublishConfig, ReleaseConfig
+from mlbuild.tasks.drift import CheckDrift
 from mlbuild.tasks.evaluate import EvaluateAccuracy, GatedTask, evaluate_model, evaluate_released
 from mlbuild.tasks.image import (
     BuildImage,
@@ -19,12 +20,15 @@ from mlbuild.tasks.inference import Inference
 from mlbuild.tasks.pipeline import FullPipeline
 from mlbuild.tasks.publish import PublishModel
 from mlbuild.tasks.release import ReleaseTask
+from mlbuild.tasks.service import BuildServiceImage, ServiceAcceptanceTest
 
 __all__ = [
     "AcceptanceTest",
     "BuildImage",
+    "BuildServiceImage",
     "BuildTestImage",
     "BuildTrainingImage",
+    "CheckDrift",
     "EvaluateAccuracy",
     "FullPipeline",
     "GatedTask",
@@ -36,6 +40,7 @@ __all__ = [
     "PushImage",
     "ReleaseConfig",
     "ReleaseTask",
+    "ServiceAcceptanceTest",
     "evaluate_model",
     "evaluate_released",
 ]

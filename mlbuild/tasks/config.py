@@ -23,6 +23,9 @@ class PublishConfig(Section):
 class ImageConfig(Section):
     #: the serving image's repository name; its tag is the fingerprint
     repository: str = Field(default="mlbuild/model", pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
+    #: the service image's repository (BuildServiceImage: every model models.lock releases)
+    service_repository: str = Field(default="mlbuild/service",
+                                    pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
     #: MLBUILD_IMAGE_BASE overrides (CI builds a local Debian base)
     base: str = "python:3.11-slim"
     #: registry v2 host[:port] to push to (ECR or any); empty: the pipeline ends at

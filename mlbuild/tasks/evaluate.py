@@ -4,7 +4,8 @@ Two tiers: ``fast`` (every build) evaluates the smallest stratified sample on wh
 gate passes a model at ``[accuracy] expected`` with the configured power; ``full``
 (scheduled runs) the whole test data. The released model in models.lock is scored on the
 same rows for the change gate. Reports go to the store and to ``reports/accuracy/<tier>/``,
-also when a gate fails.
+also when a gate fails. With ``[gates.drift]`` and a data task, the data drift gate
+(CheckDrift) runs first and its results join these reports.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mlbuild.release import LockFile, released_model
 from mlbuild.settings import cache_dir, reports_dir
 from mlbuild.store import LocalCache, locate, open_store
 from mlbuild.tasks.config import ReleaseConfig
+from mlbuild.tasks.drift import CheckDrift, read_drift
 from mlbuild.tasks.inference import Inference
 from mlbuild.tasks.release import ReleaseTask
 
@@ -59,19 +61,20 @@ def score(api: Inference, model, test, label: str, config: ReleaseConfig) -> Pre
 
 
 def gate(candidate: Predictions, test, label: str, config: ReleaseConfig, kind: str, tier: str,
-         plan, folder: Path, title: str, baseline=None, extra=None, **why_no_baseline
-         ) -> Evaluation:
-    """Run the configured gates on predictions and write the reports into ``folder``."""
+         plan, folder: Path, title: str, baseline=None, extra=None, drift=None,
+         **why_no_baseline) -> Evaluation:
+    """Run the configured gates on predictions and write the reports into ``folder``
+    (``drift``: the drift gate's results, for their section of the reports)."""
     columns = {c: test[c].to_numpy() for c in test.columns if c != label}
     evaluation = evaluate(candidate, config.gates, kind=kind, tier=tier, baseline=baseline,
                           columns=columns, plan=plan, tiers=config.accuracy, **why_no_baseline)
-    write_reports(evaluation, folder, title, extra)
+    write_reports(evaluation, folder, title, extra, drift)
     return evaluation
 
 
 def evaluate_model(api: Inference, model_path, test, label: str, config: ReleaseConfig,
                    kind: str, tier: str, baseline_path=None, folder: Path | None = None,
-                   extra=None, absent: str | None = None) -> Evaluation:
+                   extra=None, absent: str | None = None, drift=None) -> Evaluation:
     """Score, gate and report a model file: the same steps for EvaluateAccuracy and a
     project's accuracy tests. ``absent`` says why there is no released model, if none."""
     test, plan = tier_rows(test, label, config, tier, kind)
@@ -84,7 +87,7 @@ def evaluate_model(api: Inference, model_path, test, label: str, config: Release
         if not why["missing_features"]:
             baseline = score(api, released, test, label, config)
     return gate(candidate, test, label, config, kind, tier, plan, folder,
-                f"Accuracy ({tier} tier)", baseline, extra, **why)
+                f"Accuracy ({tier} tier)", baseline, extra, drift, **why)
 
 
 class GatedTask(ReleaseTask):
@@ -97,7 +100,9 @@ class GatedTask(ReleaseTask):
 
     def settings(self):
         config = self.release_config()
-        return {"gates": config.gates.model_dump(), "accuracy": config.accuracy.model_dump(),
+        # [gates.drift] reaches EvaluateAccuracy through CheckDrift, and AcceptanceTest not at all
+        return {"gates": config.gates.model_dump(exclude={"drift"}),
+                "accuracy": config.accuracy.model_dump(),
                 "label": self.label(), "kind": self.kind}
 
     def keep_reports(self, evaluation: Evaluation, folder: Path, what: str) -> None:
@@ -127,7 +132,10 @@ class EvaluateAccuracy(GatedTask):
         return (*super().packages, *self.inference_packages)
 
     def requires(self):
-        return {"model": self.model_task(), "split": self.test_task()}
+        required = {"model": self.model_task(), "split": self.test_task()}
+        if self.release_config().gates.drift is not None and self.data_task() is not None:
+            required["drift"] = self.project_task(CheckDrift)
+        return required
 
     def report_folder(self) -> Path:
         return Path(reports_dir(), "accuracy", self.tier)
@@ -166,11 +174,13 @@ class EvaluateAccuracy(GatedTask):
     def build(self, inputs, outputs):
         baseline = self.baseline()
         folder = outputs["metrics"].parent
+        drift, reference = (read_drift(inputs["drift"]["drift"]) if "drift" in inputs
+                            else (None, None))
         evaluation = evaluate_model(
             self.model_api(), inputs["model"]["model"], read_frame(inputs["split"]["test"]),
             self.label(), self.release_config(), self.kind, self.tier,
             self.fetch_baseline(baseline) if baseline else None, folder,
-            {"baseline": baseline}, None if baseline else self.why_no_baseline())
+            {"baseline": baseline}, None if baseline else self.why_no_baseline(), drift)
         self.keep_reports(evaluation, folder, "")
         change = next((r for r in evaluation.results if r.kind == "change"), None)
         incomparable = (change.details if change and change.details.get("incomparable")
@@ -178,7 +188,9 @@ class EvaluateAccuracy(GatedTask):
         return {"metrics": evaluation.metrics, "baseline": baseline, "n": evaluation.n,
                 "incomparable": incomparable and {
                     "missing_features": incomparable["missing_features"],
-                    "accepted_by": "[gates.change] accept_incomparable"}}
+                    "accepted_by": "[gates.change] accept_incomparable"},
+                **({"drift": {"reference": reference, "summary": drift.summary()}}
+                   if drift is not None else {})}
 
 
 def evaluate_released(task: EvaluateAccuracy, tier: str, folder: Path) -> Evaluation:

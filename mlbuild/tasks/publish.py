@@ -1,4 +1,11 @@
-"""PublishModel: copy the gated model into the store's registry and update models.lock."""
+"""PublishModel: copy the gated model into the store's registry and update models.lock.
+
+With a data task (``ReleaseTask.data_task()``), the lock entry also names the model's
+training data (``data``: the task, its fingerprint, the output's file and sha256, the
+snapshot it came from) and, when the drift gate ran, the released data that gate compared
+it with (``data.baseline``): the drift gate's reference, as ``baseline`` is the change
+gate's.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import json
 from dataclasses import asdict
 
 from mlbuild.release import LockFile, publish_model
+from mlbuild.tasks.drift import data_record
 from mlbuild.tasks.evaluate import EvaluateAccuracy
 from mlbuild.tasks.release import ReleaseTask
 
@@ -15,7 +23,11 @@ class PublishModel(ReleaseTask):
     library_modules = ("mlbuild.release",)
 
     def requires(self):
-        return {"model": self.model_task(), "metrics": self.project_task(EvaluateAccuracy)}
+        required = {"model": self.model_task(), "metrics": self.project_task(EvaluateAccuracy)}
+        data = self.data_task()
+        if data is not None:
+            required["data"] = data
+        return required
 
     def settings(self):
         return {"publish": self.release_config().publish.model_dump()}
@@ -48,6 +60,19 @@ class PublishModel(ReleaseTask):
             metrics={**evaluated["metrics"], "n": evaluated["n"]},
             baseline=evaluated["baseline"],
             incomparable=evaluated.get("incomparable"),
+            data=self.training_data(evaluated),
         )
         outputs["entry"].write_text(json.dumps(asdict(entry), indent=2, sort_keys=True) + "\n")
         return {"entry": asdict(entry)}
+
+    def training_data(self, evaluated: dict) -> dict | None:
+        """The lock's ``data`` field: what the data task made, by its manifest (None without
+        a data task)."""
+        data = self.upstream().get("data")
+        if data is None:
+            return None
+        recorded = data_record(data, self.data_output)
+        if "drift" in evaluated:  # the drift gate ran: the data it compared this with
+            recorded["baseline"] = evaluated["drift"]["reference"]
+        return recorded
+

@@ -18,8 +18,12 @@ release task it wants as a subclass of that and of the library's task::
         def test_task(self):                   # writes the output "test", a CSV
             return SplitData()
 
+        def data_task(self):                   # optional: the raw data (output "raw")
+            return FetchData()                 # for [gates.drift] and the lock's `data`
+
     class EvaluateAccuracy(Release, mlbuild.EvaluateAccuracy): pass
     class PublishModel(Release, mlbuild.PublishModel): pass
+    class CheckDrift(Release, mlbuild.CheckDrift): pass     # with [gates.drift]
 
 The release tasks find each other through the project: PublishModel requires the
 project's subclass of ``mlbuild.EvaluateAccuracy`` that shares its hooks.
@@ -51,6 +55,8 @@ class ReleaseTask(BuildTask):
     #: library modules or packages, and packages, whose code changes this task's result
     library_modules: ClassVar[tuple[str, ...]] = ()
     library_packages: ClassVar[tuple[str, ...]] = ()
+    #: the output of ``data_task()`` that holds the data table (an Arrow, Parquet or CSV file)
+    data_output: ClassVar[str] = "raw"
 
     # ------------------------------------------------------------- the project's hooks
 
@@ -65,6 +71,15 @@ class ReleaseTask(BuildTask):
 
     def test_task(self) -> BuildTask:
         raise NotImplementedError(f"{type(self).__name__} must define test_task()")
+
+    def data_task(self) -> BuildTask | None:
+        """The task whose output ``data_output`` is the data the model is trained from.
+
+        Optional. With it, models.lock records each released model's training data (its
+        ``data``), and ``[gates.drift]`` compares new data with it (CheckDrift). None (the
+        default): no drift gate, and no ``data`` in the lock.
+        """
+        return None
 
     # ------------------------------------------------------------- for the library
 

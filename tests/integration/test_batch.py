@@ -79,7 +79,8 @@ def test_train_model_runs_as_a_batch_job_and_the_pipeline_continues_to_the_end(
     assert re.search(rf"\[batch {job}\] .*done\s+TrainModel\(\)", result.stderr), result.stderr
     assert f"[batch {job}] SUCCEEDED" in result.stderr
     # The worker built every step but TrainModel, whose result the job wrote to the store.
-    assert built(project) == {"FetchData", "ValidateData", "SplitData", "EvaluateAccuracy",
+    assert built(project) == {"FetchData", "ValidateData", "SplitData", "CheckDrift",
+                              "EvaluateAccuracy",
                               "PublishModel", "BuildImage", "AcceptanceTest", "PushImage"}
     assert any(k.startswith(f"{TRAIN_PREFIX}/TrainModel/") and k.endswith("/manifest.json")
                for k in keys(batch_endpoint, bucket))

@@ -90,7 +90,7 @@ def test_status_warns_once_and_works_from_a_subfolder(project):
     result = subprocess.run([sys.executable, "-m", "mlbuild.cli", "status"], cwd=sub,
                             env=project.env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert "FetchData()" in result.stdout and "of 9 complete" in result.stdout
+    assert "FetchData()" in result.stdout and "of 10 complete" in result.stdout
     assert result.stderr.count("No image registry is configured") == 1
 
 

@@ -43,7 +43,7 @@ def test_gc_removes_them_and_the_pipeline_stays_complete(two_runs):
     remaining = set(project.manifests())
     assert not {k for k in first if k.split("/")[0] in OLD_CHAIN} & remaining
     assert {k.split("/")[0] for k in remaining} == {
-        "FetchData", "ValidateData", "SplitData", "TrainModel", "EvaluateAccuracy",
+        "FetchData", "ValidateData", "SplitData", "CheckDrift", "TrainModel", "EvaluateAccuracy",
         "PublishModel"}
     ok(project.mlbuild("models", "verify"))
     before = project.manifests()

@@ -16,7 +16,8 @@ from tests.conftest import edited_digits, ok, wait_for
 
 pytestmark = pytest.mark.integration
 
-ALL = {"FetchData", "ValidateData", "SplitData", "TrainModel", "EvaluateAccuracy", "PublishModel"}
+ALL = {"FetchData", "ValidateData", "SplitData", "CheckDrift", "TrainModel", "EvaluateAccuracy",
+       "PublishModel"}
 FROM_TRAIN = {"TrainModel", "EvaluateAccuracy", "PublishModel"}
 
 
@@ -91,7 +92,8 @@ def test_an_edit_re_runs_exactly_the_tasks_it_affects_and_reverting_re_uses(buil
     # one is now a candidate against that released model: it is evaluated against it
     # and published again, and the lock records that comparison.
     if "TrainModel" in expected:
-        assert ran == {"EvaluateAccuracy", "PublishModel"}
+        # (the drift gate, too, when the data changed: the lock names the edited data now)
+        assert ran == {"EvaluateAccuracy", "PublishModel"} | (expected & {"CheckDrift"})
         entry, before_entry = json.loads(built.lock.read_text()), json.loads(lock)
         assert entry["models"]["digits"]["sha256"] == before_entry["models"]["digits"]["sha256"]
         assert entry["models"]["digits"]["baseline"] is not None
@@ -108,7 +110,7 @@ def test_status_names_what_changed(built):
     assert "parameter train.params.num_iterations: 100 -> 60" in lines
     assert "upstream task model (TrainModel) changed" in lines
     assert "FetchData()" in lines.split("TrainModel()")[0]
-    assert lines.strip().endswith("3 of 6 complete")
+    assert lines.strip().endswith("4 of 7 complete")
 
 
 def test_two_runs_in_two_empty_stores_give_byte_identical_models(built_project, project):
@@ -140,11 +142,12 @@ def test_a_run_killed_during_training_resumes_and_gives_the_same_model(project, 
         process.wait()
 
     families = {key.split("/")[0] for key in project.manifests()}
-    assert families == {"FetchData", "ValidateData", "SplitData"}
+    # the drift gate needs no model: it may have run before training
+    assert families - {"CheckDrift"} == {"FetchData", "ValidateData", "SplitData"}
     assert not project.lock.exists()
     before = project.manifests()
     ok(project.luigi())
-    assert project.ran_since(before) == FROM_TRAIN
+    assert project.ran_since(before) == FROM_TRAIN | ({"CheckDrift"} - families)
     assert project.lock.read_text().split('"created"')[0] == reference.lock.read_text().split('"created"')[0]
     mine = next(project.store.glob("models/digits/*/model.txt")).read_bytes()
     assert mine == next(reference.store.glob("models/digits/*/model.txt")).read_bytes()

@@ -35,7 +35,8 @@ def put_snapshot(s3, bucket: str, name: str, seed: int, shift: str | None = None
     frame[pixels] = np.clip(frame[pixels].to_numpy() + noise, 0, 16)
     if shift:
         frame[shift] = np.clip(frame[shift] + 8, 0, 16)
-    for part, rows in enumerate(np.array_split(frame, 2)):
+    half = len(frame) // 2
+    for part, rows in enumerate((frame.iloc[:half], frame.iloc[half:])):
         text = io.StringIO()
         rows.to_csv(text, index=False)
         s3.put_object(Bucket=bucket, Key=f"digits/{name}/part-{part}.csv",

@@ -59,7 +59,7 @@ def test_the_whole_pipeline_runs_on_s3_and_a_second_run_is_a_no_op(s3_project, t
     project, s3 = s3_project
     result = ok(project.luigi())
     families = {k.split("/")[2] for k in s3.list_keys() if k.endswith("manifest.json")}
-    assert families == {"FetchData", "ValidateData", "SplitData", "TrainModel",
+    assert families == {"FetchData", "ValidateData", "SplitData", "CheckDrift", "TrainModel",
                         "EvaluateAccuracy", "PublishModel"}
     assert not (project.root / ".mlbuild" / "store").exists()
     entry = json.loads(project.lock.read_text())["models"]["digits"]
@@ -71,7 +71,7 @@ def test_the_whole_pipeline_runs_on_s3_and_a_second_run_is_a_no_op(s3_project, t
     again = ok(project.luigi())
     assert "Did not run any tasks" in again.stderr
     assert s3.manifests() == before and project.lock.read_bytes() == lock
-    assert "6 of 6 complete" in ok(project.mlbuild("status", "PublishModel")).stdout
+    assert "7 of 7 complete" in ok(project.mlbuild("status", "PublishModel")).stdout
 
     # No credential is written anywhere: logs, lock, reports, manifests.
     written = [result.stdout, result.stderr, again.stderr, project.lock.read_text()]
@@ -116,8 +116,8 @@ def test_an_s3_data_source_re_runs_the_pipeline_when_the_object_changes(s3_proje
     s3.client.put_object(Bucket=s3.bucket, Key="raw/digits.csv",
                          Body=edited_digits().to_csv(index=False))
     ok(project.luigi())
-    assert s3.ran_since(before) == {"FetchData", "ValidateData", "SplitData", "TrainModel",
-                                    "EvaluateAccuracy", "PublishModel"}
+    assert s3.ran_since(before) == {"FetchData", "ValidateData", "SplitData", "CheckDrift",
+                                    "TrainModel", "EvaluateAccuracy", "PublishModel"}
 
 
 def test_two_workers_writing_the_same_results_at_once_leave_valid_results(s3_project, tmp_path):
@@ -215,9 +215,11 @@ def test_a_server_that_stops_answering_fails_clearly_and_the_rerun_resumes(proje
     assert f"Cannot reach S3 at {private_moto.url}" in err and "2 attempt(s)" in err
 
     before = s3.manifests()
-    assert {k.split("/")[2] for k in before} == {"FetchData", "ValidateData", "SplitData"}
+    families = {k.split("/")[2] for k in before}
+    # the drift gate needs no model: it may have run before training
+    assert families - {"CheckDrift"} == {"FetchData", "ValidateData", "SplitData"}
     ok(project.mlbuild("run", "PublishModel"))
-    assert s3.ran_since(before) == FROM_TRAIN
+    assert s3.ran_since(before) == FROM_TRAIN | ({"CheckDrift"} - families)
 
 
 def _failing_run(project, **env) -> subprocess.CompletedProcess:
