@@ -165,6 +165,6 @@ def test_outputs_without_a_manifest_are_not_taken_as_complete(built):
 
 def test_mlbuild_run_with_workers_shows_progress_and_succeeds(project):
     result = ok(project.mlbuild("run", "PublishModel", "--workers", "2"))
-    assert "6 task(s) ran, 0 already complete" in result.stderr
+    assert "7 task(s) ran, 0 already complete" in result.stderr
     assert "exit code 0" in result.stderr
     assert "TrainModel()" in result.stderr

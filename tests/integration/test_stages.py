@@ -108,8 +108,9 @@ def test_an_unknown_stage_is_a_configuration_error(project):
 
 # ------------------------------------------------- the declared cycle and its Jenkinsfile
 
-ORDER = ["train", "image", "test-image", "unit --in-image", "integration", "acceptance", "fetch-test-data",
-         "accuracy --tier fast --in-image", "accuracy --tier full --in-image", "retrain --push", "push", "deploy --env staging",
+ORDER = ["train", "image", "test-image", "unit --in-image", "integration", "acceptance",
+         "service-acceptance", "fetch-test-data", "accuracy --tier fast --in-image",
+         "accuracy --tier full --in-image", "retrain --push", "push", "deploy --env staging",
          "deploy --env production"]
 CYCLE = load_cycle(REPO / "configs" / "ci.toml")
 
