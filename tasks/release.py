@@ -69,4 +69,4 @@ class BuildTrainingImage(Release, mlbuild.BuildTrainingImage):
 
 class BuildTestImage(Release, mlbuild.BuildTestImage):
     project_sources = BuildTrainingImage.project_sources
-    test_packages = ("pytest", "pytest-timeout", "statsmodels", "import-linter")
+    test_packages = ("pytest", "pytest-timeout", "statsmodels", "import-linter", "pyyaml")
