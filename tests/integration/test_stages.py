@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -194,6 +195,10 @@ def test_deploy_promotes_the_pushed_digest_and_rolls_back(built, docker_env):
     from mlbuild.store import LocalStore
 
     built.extra_env.update(docker_env)
+    # A repository of its own: the registry outlives a test run (and serves the workspace's
+    # own cycle), so the environments' tags of mlbuild/digits may exist already.
+    built.edit("configs/pipeline.toml", 'repository = "mlbuild/digits"',
+               f'repository = "mlbuild/deploy-test-{uuid.uuid4().hex[:12]}"')
     ok(built.mlbuild("stage", "push"))
     pushed = json.loads(next(built.store.glob("PushImage/*/push.json")).read_text())
     registry, repository, first = pushed["registry"], pushed["repository"], pushed["digest"]
