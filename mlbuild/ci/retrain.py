@@ -63,11 +63,11 @@ def run_retrain(module: str, extra: list[str], push: bool = False, remote: str =
         git.check_tracked(lockfile)  # before any work: a change to it must be proposable
         original = lockfile.read_bytes() if lockfile.exists() else None
         gates = _gate_tasks(publish)
-        for task in [*gates[:-1], task_class("FullPipeline", module)()]:
-            outcome = _run(task, workers)
-            if outcome.exit_code:
-                return _failed(publish, task, gates, outcome, record_key, data, started)
         try:
+            for task in [*gates[:-1], task_class("FullPipeline", module)()]:
+                outcome = _run(task, workers)
+                if outcome.exit_code:  # e.g. published, then the image failed its test
+                    return _failed(publish, task, gates, outcome, record_key, data, started)
             return _propose(publish, gates, data, lockfile, model, released, record_key,
                             push, remote)
         finally:

@@ -251,11 +251,16 @@ def test_deploy_promotes_the_pushed_digest_and_rolls_back(built, docker_env):
 def test_the_unit_stage_runs_in_the_test_image_and_its_junit_reaches_the_host(project,
                                                                               docker_env):
     project.extra_env.update(docker_env)
+    # A repository of its own: the same project has the same fingerprint, so the same tag,
+    # and a rebuild under it would take the tag from the workspace's own test image.
+    repository = f"mlbuild/stages-{uuid.uuid4().hex[:12]}"
+    project.edit("configs/pipeline.toml", 'repository = "mlbuild/digits"',
+                 f'repository = "{repository}"')
     (project.root / "tests" / "unit").mkdir(parents=True)
     (project.root / "tests" / "unit" / "test_where.py").write_text(
         "import os, sys\n\n\n"
         "def test_runs_in_the_test_image():\n"
-        "    assert os.environ['MLBUILD_IN_IMAGE'].startswith('mlbuild/digits-test:')\n"
+        f"    assert os.environ['MLBUILD_IN_IMAGE'].startswith('{repository}-test:')\n"
         "    assert sys.prefix == '/opt/venv' and os.path.exists('/.dockerenv')\n\n\n"
         "def test_the_docker_engine_is_passed_in():\n"
         "    import docker\n"
@@ -264,7 +269,7 @@ def test_the_unit_stage_runs_in_the_test_image_and_its_junit_reaches_the_host(pr
     assert refused.returncode == 5 and "mlbuild stage test-image" in refused.stderr
     ok(project.mlbuild("stage", "test-image"))
     result = ok(project.mlbuild("stage", "unit", "--in-image"))
-    assert "stage unit: passed (in mlbuild/digits-test:" in result.stdout
+    assert f"stage unit: passed (in {repository}-test:" in result.stdout
     junit = project.root / "reports" / "junit" / "unit.xml"
     assert _cases(_junit(project, "unit")) == {"test_runs_in_the_test_image": "passed",
                                               "test_the_docker_engine_is_passed_in": "passed"}
@@ -272,7 +277,7 @@ def test_the_unit_stage_runs_in_the_test_image_and_its_junit_reaches_the_host(pr
     # The accuracy stage in the image: the pipeline up to the gates runs there, on the
     # workspace's store; the gates' JUnit and report reach the host.
     accuracy = ok(project.mlbuild("stage", "accuracy", "--in-image"))
-    assert "accuracy gates passed" in accuracy.stdout and "(in mlbuild/digits-test:" in accuracy.stdout
+    assert "accuracy gates passed" in accuracy.stdout and f"(in {repository}-test:" in accuracy.stdout
     cases = _cases(_junit(project, "accuracy"))
     assert cases["EvaluateAccuracy(tier=fast)"] == cases["accuracy >= 0.9 (confident)"] == "passed"
     assert (project.root / "reports" / "accuracy" / "fast" / "report.html").exists()
