@@ -369,38 +369,77 @@ def _push_refused(registry: str, image: str, detail: str) -> ImageError:
                       hint=hint)
 
 
-def registry_digest(registry: str, repository: str, tag: str) -> str | None:
-    """The digest the registry holds under ``repository:tag`` (registry API v2), or None."""
-    if is_ecr(registry):
-        ecr = _ecr(registry)
-        try:
-            images = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-        except Exception as exc:
-            found = aws.classify(exc)
-            if found is not None and found[1] == "ImageNotFoundException":
-                return None
-            call = _ecr_call(registry, "look up", f"{repository}:{tag}")
-            mapped = aws.translate(exc, call, error=ImageError, hints=ECR_HINTS)
-            if mapped is exc:
-                raise
-            raise mapped from exc
-        return images["imageDetails"][0]["imageDigest"]
-    request = urllib.request.Request(_registry_url(registry, repository, tag),
-                                     method="HEAD", headers={"Accept": MANIFEST_TYPES})
+def _reference(reference: str) -> dict[str, str]:
+    """ECR's image id of a tag or a digest."""
+    return {"imageDigest" if reference.startswith("sha256:") else "imageTag": reference}
+
+
+def _ecr_lookup(registry: str, repository: str, reference: str, call):
+    """``call(ecr, image_ids)``, or None when ECR holds no such image."""
+    try:
+        return call(_ecr(registry), [_reference(reference)])
+    except Exception as exc:
+        found = aws.classify(exc)
+        if found is not None and found[1] == "ImageNotFoundException":
+            return None
+        mapped = aws.translate(exc, _ecr_call(registry, "look up", f"{repository}:{reference}"),
+                               error=ImageError, hints=ECR_HINTS)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+
+
+def _registry_get(registry: str, repository: str, reference: str,
+                  method: str) -> tuple[bytes, dict] | None:
+    """The registry's answer (body, headers) for a manifest, or None when it has none."""
+    request = urllib.request.Request(_registry_url(registry, repository, reference),
+                                     method=method, headers={"Accept": MANIFEST_TYPES})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.headers.get("Docker-Content-Digest")
+            return response.read(), dict(response.headers)
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
         hint = ("log in with credentials that may read the repository." if exc.code in (401, 403)
                 else "check the registry's state; it may be starting or overloaded.")
-        raise ImageError(f"The registry {registry} answered {exc.code} for {repository}:{tag}.",
-                         hint=hint) from exc
+        raise ImageError(f"The registry {registry} answered {exc.code} for "
+                         f"{repository}:{reference}.", hint=hint) from exc
     except OSError as exc:
         raise ImageError(f"Cannot reach the registry {registry}: {exc}.",
                          hint="check that it is up, or unset the registry to end the pipeline "
                               "at AcceptanceTest.") from exc
+
+
+def registry_digest(registry: str, repository: str, reference: str) -> str | None:
+    """The digest of the manifest the registry holds under ``repository:reference`` (a tag,
+    or a digest: then it says whether the registry still holds it), or None."""
+    if is_ecr(registry):
+        found = _ecr_lookup(registry, repository, reference,
+                            lambda ecr, ids: ecr.describe_images(repositoryName=repository,
+                                                                 imageIds=ids))
+        return found["imageDetails"][0]["imageDigest"] if found else None
+    answer = _registry_get(registry, repository, reference, "HEAD")
+    return {k.lower(): v for k, v in answer[1].items()}.get("docker-content-digest") \
+        if answer else None
+
+
+def registry_image_id(registry: str, repository: str, reference: str) -> str | None:
+    """The image ID (the digest of its config) of ``repository:reference`` in the registry:
+    the engine's ID of the image that was pushed there. None when the registry has no such
+    manifest, or it is a multi-platform index (which no single engine ID names)."""
+    if is_ecr(registry):
+        found = _ecr_lookup(registry, repository, reference,
+                            lambda ecr, ids: ecr.batch_get_image(
+                                repositoryName=repository, imageIds=ids,
+                                acceptedMediaTypes=MANIFEST_TYPES.split(", ")))
+        images = found.get("images") if found else None
+        body = images[0]["imageManifest"] if images else None
+    else:
+        answer = _registry_get(registry, repository, reference, "GET")
+        body = answer[0] if answer else None
+    if body is None:
+        return None
+    return json.loads(body).get("config", {}).get("digest")
 
 
 def _registry_url(registry: str, repository: str, reference: str) -> str:
@@ -416,21 +455,22 @@ def tag_digest(registry: str, repository: str, digest: str, tag: str) -> None:
                          f"Registry HTTP API v2, not yet for ECR ({registry}).",
                          hint="promote with `aws ecr put-image` for now.")
     where = f"{registry}/{repository}@{digest}"
+    answer = _registry_get(registry, repository, digest, "GET")
+    if answer is None:
+        raise ImageError(f"The registry {registry} does not hold {where}, which "
+                         f"{repository}:{tag} was to point at.",
+                         hint="push the image first (`mlbuild stage push`).")
+    manifest, headers = answer
+    media_type = {k.lower(): v for k, v in headers.items()}["content-type"]
     try:
-        request = urllib.request.Request(_registry_url(registry, repository, digest),
-                                         headers={"Accept": MANIFEST_TYPES})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            manifest, media_type = response.read(), response.headers["Content-Type"]
         put = urllib.request.Request(_registry_url(registry, repository, tag), data=manifest,
                                      method="PUT", headers={"Content-Type": media_type})
         with urllib.request.urlopen(put, timeout=60):
             pass
     except urllib.error.HTTPError as exc:
-        missing = exc.code == 404
         raise ImageError(f"The registry {registry} answered {exc.code} when {repository}:{tag} "
                          f"was to point at {where}.",
-                         hint="push the image first (`mlbuild stage push`)." if missing else
-                         "check that the credentials may push to the repository.") from exc
+                         hint="check that the credentials may push to the repository.") from exc
     except OSError as exc:
         raise ImageError(f"Cannot reach the registry {registry}: {exc}.",
                          hint="check that it is up and reachable.") from exc

@@ -23,8 +23,9 @@ NOT_COMPARED = ("the acceptance test judges the image alone; EvaluateAccuracy co
                 "model with the released one")
 
 
-def run_checked(tag: str, command: list[str], volumes: dict, what: str) -> str:
-    result = docker.run(tag, command, volumes)
+def run_checked(image: str, tag: str, command: list[str], volumes: dict, what: str) -> str:
+    """Run ``command`` in the image of ID ``image`` (built as ``tag``); its output."""
+    result = docker.run(image, command, volumes)
     if result.exit_code != 0:
         raise ImageError(f"The image {tag} failed to {what} (exit {result.exit_code}): "
                          f"{result.logs.strip()[-1000:]}")
@@ -47,7 +48,8 @@ class AcceptanceTest(GatedTask):
         import pandas as pd
 
         config, label = self.release_config(), self.label()
-        tag = json.loads(inputs["image"]["image"].read_text())["tag"]
+        built = json.loads(inputs["image"]["image"].read_text())
+        tag, image = built["tag"], built["id"]  # run by ID: what BuildImage built, and is pushed
         test, plan = tier_rows(read_frame(inputs["split"]["test"]), label, config, "fast",
                                self.kind)
         work = outputs["metrics"].parent
@@ -56,10 +58,10 @@ class AcceptanceTest(GatedTask):
         out.mkdir()
         os.chmod(out, 0o777)  # the image runs as an unprivileged user
         test.drop(columns=[label]).to_csv(data / "test.csv", index=False)
-        health = run_checked(tag, ["health"], {}, "answer its health check")
+        health = run_checked(image, tag, ["health"], {}, "answer its health check")
         if not health.startswith("ok"):
             raise ImageError(f"The health check of {tag} failed: {health[-1000:]}")
-        run_checked(tag, ["predict", "/data/test.csv", "/out/predictions.csv"],
+        run_checked(image, tag, ["predict", "/data/test.csv", "/out/predictions.csv"],
                     {str(data): {"bind": "/data", "mode": "ro"},
                      str(out): {"bind": "/out", "mode": "rw"}}, "predict")
         predicted = pd.read_csv(out / "predictions.csv")

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from mlbuild.core import fingerprint
 from mlbuild.core.manifest import git_commit, now, python_version
-from mlbuild.errors import IntegrityError
+from mlbuild.errors import ImageError, IntegrityError
 from mlbuild.images import docker
 from mlbuild.images.wheel import build_wheel
 from mlbuild.release import LockFile
@@ -57,11 +57,14 @@ class ImageTask(ReleaseTask):
     def invalidation_reason(self):
         recorded = json.loads(self.store.get_bytes(f"{self.prefix}/image.json",
                                                    self.read_manifest().outputs["image"].sha256))
-        if docker.image_id(self.tag) == recorded["id"]:
+        # By ID, not by tag: another build of the same fingerprint (a second job of the same
+        # commit on this engine) may have taken the tag; the image built here is still this
+        # task's output, and what its downstream tasks run and push.
+        if docker.image_id(recorded["id"]) == recorded["id"]:
             return None
         registry = self.image_config().registry
         repository, tag = self.tag.split(":")
-        if registry and docker.registry_digest(registry, repository, tag):
+        if registry and docker.registry_image_id(registry, repository, tag) == recorded["id"]:
             return None
         return f"the Docker engine no longer holds {self.tag} as {recorded['id'][:19]}"
 
@@ -203,20 +206,30 @@ class PushImage(ImageTask):
         return {"registry": self.image_config().registry}
 
     def invalidation_reason(self):
+        # By digest: the push is what the deploy promotes; the tag may since name another
+        # build of the same fingerprint, which does not unpush this one.
         pushed = self.read_manifest().extra
-        held = docker.registry_digest(pushed["registry"], pushed["repository"], pushed["tag"])
-        if held != pushed["digest"]:
-            return (f"the registry holds {held or 'nothing'} under {pushed['repository']}:"
-                    f"{pushed['tag']}, not the pushed {pushed['digest']}")
-        return None
+        if docker.registry_digest(pushed["registry"], pushed["repository"], pushed["digest"]):
+            return None
+        return (f"the registry holds nothing under {pushed['repository']}@{pushed['digest']} "
+                f"(pushed as {pushed['repository']}:{pushed['tag']})")
 
     def build(self, inputs, outputs):
         registry = self.image_config().registry
         built = json.loads(inputs["image"]["image"].read_text())
         repository, tag = built["tag"].split(":")
-        digest = docker.push(built["tag"], registry, repository, tag)
+        # The image BuildImage built and AcceptanceTest ran, by its ID, whatever the engine's
+        # tag names now; then the registry's copy is checked to be that image.
+        digest = docker.push(built["id"], registry, repository, tag)
+        held = docker.registry_image_id(registry, repository, digest)
+        if held not in (None, built["id"]):
+            raise ImageError(
+                f"The push of {built['tag']} ({built['id'][:19]}) to {registry} stored another "
+                f"image ({held[:19]}, {digest}): something retagged {built['tag']} during the "
+                "push.", hint="run again; two builds of one commit should not share an engine "
+                              "at the same moment.")
         record = {"registry": registry, "repository": repository, "tag": tag, "digest": digest,
-                  "image": f"{registry}/{repository}:{tag}@{digest}"}
+                  "image_id": built["id"], "image": f"{registry}/{repository}:{tag}@{digest}"}
         outputs["push"].write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         return record
 

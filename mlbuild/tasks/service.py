@@ -237,7 +237,8 @@ class ServiceAcceptanceTest(ReleaseTask):
         import pandas as pd
 
         image = self.image_task()
-        tag = json.loads(inputs["image"]["image"].read_text())["tag"]
+        built = json.loads(inputs["image"]["image"].read_text())
+        tag = built["tag"]
         work = outputs["junit"].parent
         requests, answers = (work / "requests").resolve(), (work / "answers").resolve()
         requests.mkdir()
@@ -254,7 +255,7 @@ class ServiceAcceptanceTest(ReleaseTask):
             predicted, proba = api.predictor(model)(pd.DataFrame(body["rows"],
                                                                  columns=body["columns"]))
             expected[name] = (predicted, proba)
-        result = docker.run(tag, ["probe", "/requests", "/answers"],
+        result = docker.run(built["id"], ["probe", "/requests", "/answers"],
                             {str(requests): {"bind": "/requests", "mode": "ro"},
                              str(answers): {"bind": "/answers", "mode": "rw"}})
         logs = result.logs.strip()[-1500:]

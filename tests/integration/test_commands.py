@@ -125,6 +125,9 @@ def test_sigterm_prints_a_message_exits_143_and_leaves_no_temporary_folder(proje
     project.edit("configs/pipeline.toml", 'source = "builtin:digits"', SLOW)
     project.edit("configs/pipeline.toml", '"pixel_*" = "number"', '"f*" = "number"')
     project.edit("configs/pipeline.toml", "min_rows = 500", "min_rows = 5")
+    # Long enough to be stopped in training on any machine (100 rounds took 11 s in CI: the
+    # run ended, and failed its gates, before the first progress line).
+    project.edit("configs/pipeline.toml", "num_iterations = 100", "num_iterations = 5000")
     temp = tmp_path / "tmp"
     temp.mkdir()
     log = tmp_path / "stderr.log"

@@ -111,12 +111,51 @@ def test_an_image_deleted_from_the_engine_and_the_registry_is_built_and_pushed_a
 
     status = ok(project.mlbuild("status", "FullPipeline")).stdout
     assert f"the Docker engine no longer holds {built['tag']}" in status
-    assert "the registry holds nothing" in status
+    assert f"the registry holds nothing under {repository}@{pushed['digest']}" in status
     before = project.manifests()
     ok(project.luigi("FullPipeline"))
     assert project.ran_since(before) == {"BuildImage", "PushImage"}
     assert client.images.get(built["tag"])
     assert _record(project, "PushImage", "push.json")["digest"].startswith("sha256:")
+
+
+def test_another_build_taking_the_tag_changes_neither_what_is_tested_nor_what_is_pushed(
+        imaged, docker_env):
+    """Two jobs of one commit on one engine build the same fingerprint, so the same tag:
+    the image BuildImage built (and AcceptanceTest ran) stays its output, by ID."""
+    import urllib.request
+
+    project, repository = imaged
+    ok(project.luigi("FullPipeline"))
+    built, pushed = _record(project, "BuildImage", "image.json"), _record(project, "PushImage",
+                                                                          "push.json")
+    assert pushed["image_id"] == built["id"]
+    client = docker_client(docker_env)
+    registry = docker_env["MLBUILD_IMAGE_REGISTRY"]
+    remote = f"{registry}/{repository}"
+    # Another image takes the tag, in the engine and in the registry.
+    other = client.images.build(fileobj=io.BytesIO(
+        f"FROM {docker_env['MLBUILD_IMAGE_BASE']}\nLABEL other=build\n".encode()),
+        tag=built["tag"], network_mode="none", rm=True)[0]
+    other.tag(remote, pushed["tag"])
+    client.images.push(remote, pushed["tag"])
+    assert client.images.get(built["tag"]).id != built["id"]
+
+    before = project.manifests()
+    ok(project.luigi("FullPipeline"))
+    assert project.ran_since(before) == set()
+
+    # Its push gone from the registry, PushImage pushes the image built, not the tag's.
+    urllib.request.urlopen(urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{pushed['digest']}", method="DELETE"))
+    ok(project.luigi("FullPipeline"))
+    assert project.ran_since(before) == {"PushImage"}
+    again = _record(project, "PushImage", "push.json")
+    assert again["image_id"] == built["id"]
+    manifest = urllib.request.urlopen(urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{again['digest']}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}))
+    assert json.loads(manifest.read())["config"]["digest"] == built["id"]
 
 
 def test_a_new_model_rebuilds_only_the_last_layers(imaged, docker_env):
