@@ -69,4 +69,6 @@ class BuildTrainingImage(Release, mlbuild.BuildTrainingImage):
 
 class BuildTestImage(Release, mlbuild.BuildTestImage):
     project_sources = BuildTrainingImage.project_sources
-    test_packages = ("pytest", "pytest-timeout", "statsmodels", "import-linter", "pyyaml")
+    # the dev extra's test packages: the integration tests start moto and drive a browser
+    test_packages = ("pytest", "pytest-timeout", "statsmodels", "import-linter", "pyyaml",
+                     "moto[server]", "playwright")

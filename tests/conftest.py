@@ -23,6 +23,8 @@ from tests.services import TEST_AWS
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("tasks", "configs", "luigi.cfg")
+#: where copies of the reference project put their images (for mlbuild/<name>)
+TEST_IMAGES = "test/"
 #: the pipeline up to the published model; FullPipeline adds the image stages, which
 #: only the image tests (with a Docker engine) run
 CORE = "PublishModel"
@@ -49,6 +51,13 @@ class Project:
                 shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
             elif src.exists():
                 shutil.copy2(src, dest / name)
+        if source.resolve() == REPO:
+            # The tests' images go to repositories of their own (test/digits, not
+            # mlbuild/digits): the engine and registry may be the workspace's (CI's
+            # integration stage runs on the agent's), whose images a test must not retag.
+            for config in (dest / "configs").glob("*.toml"):
+                config.write_text(config.read_text().replace('repository = "mlbuild/',
+                                                             f'repository = "{TEST_IMAGES}'))
         # Luigi refuses a command line that is already running on this machine (its pid
         # lock): a lock folder per project lets test runs of other checkouts go on at once.
         # It is set in a config file of its own, outside what images copy (luigi.cfg).
@@ -214,11 +223,11 @@ def private_moto(tmp_path):
 
 @pytest.fixture(scope="session")
 def docker_env() -> dict[str, str]:
-    """A Docker engine, a registry on loopback and the local base image (started here
+    """A Docker engine, a registry on loopback and the local base images (started here
     when `make services` has not), as the environment the pipeline reads."""
     url = services.start_docker()
     services.registry().start()
-    services.build_base_image(url)
+    services.build_base_images(url)
     return readme_services_env()
 
 
@@ -227,7 +236,8 @@ def readme_services_env() -> dict[str, str]:
     shell, run as written: the image tests run with it, so the line is tested too."""
     line = next(s.strip() for s in (REPO / "README.md").read_text().splitlines()
                 if "tests.services env" in s and s.startswith("    eval "))
-    names = ("DOCKER_HOST", "MLBUILD_IMAGE_BASE", "MLBUILD_IMAGE_REGISTRY")
+    names = ("DOCKER_HOST", "MLBUILD_IMAGE_BASE", "MLBUILD_TEST_IMAGE_BASE",
+             "MLBUILD_IMAGE_REGISTRY")
     clean = {k: v for k, v in os.environ.items() if k not in names}
     clean["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{clean.get('PATH', '')}"
     shown = subprocess.run(["bash", "-c", f"{line} && env"], cwd=REPO, env=clean, check=True,

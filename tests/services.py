@@ -8,8 +8,9 @@
 ``make services`` calls ``start`` (and ``.ci/run`` calls ``make test``, which needs it):
 moto's S3 API; a Docker engine (installed from Debian's packages and started with its
 data under ``.mlbuild/services/`` when none is reachable and this machine allows it);
-an image registry (the CNCF distribution registry) on loopback; and a local Debian base
-image built once with mmdebstrap, since no public registry can be reached here. Each
+an image registry (the CNCF distribution registry) on loopback; and local Debian base
+images built once with mmdebstrap, since no public registry can be reached here: one for
+the serving and training images, one with git and Chromium for the test image. Each
 service records its pid and log under ``.mlbuild/services/``. Fixtures use
 :class:`ServerProcess` for private instances they can stop, pause and resume.
 """
@@ -35,6 +36,10 @@ DOCKER_SOCKET = STATE / "docker" / "docker.sock"
 #: the local base image tests and CI build their serving images on
 BASE_IMAGE = os.environ.get("MLBUILD_TEST_BASE_IMAGE", "mlbuild/base:bookworm")
 BASE_PACKAGES = "python3,python3-venv,libgomp1,ca-certificates"
+#: the test image's base: the tests in the image need git (model history, retrain),
+#: Chromium (the report's browser test) and libatomic1 (Playwright's driver, node)
+TEST_BASE_IMAGE = "mlbuild/base-test:bookworm"
+TEST_BASE_PACKAGES = f"{BASE_PACKAGES},git,chromium,fonts-dejavu-core,libatomic1"
 
 
 def free_port() -> int:
@@ -262,24 +267,30 @@ def start_docker() -> str:
     return url
 
 
-def build_base_image(url: str) -> None:
-    """The local Debian base (python3, libgomp1), built once and kept by its tag."""
+def build_base_image(url: str, image: str = BASE_IMAGE, packages: str = BASE_PACKAGES) -> None:
+    """A local Debian base image of ``packages``, built once and kept by its tag."""
     import docker
 
     client = docker.DockerClient(base_url=url, timeout=600)
     try:
-        client.images.get(BASE_IMAGE)
+        client.images.get(image)
         return
     except docker.errors.ImageNotFound:
         pass
     if not shutil.which("mmdebstrap"):
         apt_install("mmdebstrap")
-    tarball = STATE / "base.tar"
-    subprocess.run(["mmdebstrap", "--quiet", "--variant=apt", f"--include={BASE_PACKAGES}",
+    tarball = STATE / f"base-{os.getpid()}.tar"
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mmdebstrap", "--quiet", "--variant=apt", f"--include={packages}",
                     "bookworm", str(tarball)], check=True)
-    repository, tag = BASE_IMAGE.rsplit(":", 1)
+    repository, tag = image.rsplit(":", 1)
     client.api.import_image_from_file(str(tarball), repository=repository, tag=tag)
     tarball.unlink()
+
+
+def build_base_images(url: str) -> None:
+    build_base_image(url)
+    build_base_image(url, TEST_BASE_IMAGE, TEST_BASE_PACKAGES)
 
 
 def start_all() -> None:
@@ -293,8 +304,8 @@ def start_all() -> None:
         apt_install("docker-registry")
     registry().start()
     print(f"registry: up at {registry().url}")
-    build_base_image(url)
-    print(f"base image: {BASE_IMAGE}")
+    build_base_images(url)
+    print(f"base images: {BASE_IMAGE}; for the test image, {TEST_BASE_IMAGE}")
     if not shutil.which("chromium"):  # the report tests look at report.html in a browser
         apt_install("chromium", "fonts-dejavu-core")
     print(f"browser: {shutil.which('chromium') or 'not installed (the report tests will skip)'}")
@@ -320,6 +331,7 @@ def main(argv: list[str]) -> int:
         # Values already in the environment win.
         print(f"export DOCKER_HOST={docker_url()}")
         print(f'export MLBUILD_IMAGE_BASE="${{MLBUILD_IMAGE_BASE:-{BASE_IMAGE}}}"')
+        print(f'export MLBUILD_TEST_IMAGE_BASE="${{MLBUILD_TEST_IMAGE_BASE:-{TEST_BASE_IMAGE}}}"')
         print('export MLBUILD_IMAGE_REGISTRY="${MLBUILD_IMAGE_REGISTRY-127.0.0.1:'
               f'{REGISTRY_PORT}}}"')
     else:

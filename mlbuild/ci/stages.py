@@ -167,6 +167,7 @@ def run_in_image(name: str, module: str, args: list[str]) -> StageResult:
     import json
     import os
     import shlex
+    import tempfile
 
     from mlbuild.ci.runner import project_task
     from mlbuild.images import docker
@@ -175,17 +176,28 @@ def run_in_image(name: str, module: str, args: list[str]) -> StageResult:
         if not image.complete():
             raise MissingError(f"The test image is not built ({image} is not complete).",
                                hint="run `mlbuild stage test-image` first.")
-        tag = json.loads(image.fetch_outputs()["image"].read_text())["tag"]
+        built = json.loads(image.fetch_outputs()["image"].read_text())
+    tag = built["tag"]
     workspace = os.getcwd()
     command = shlex.join(["python", "-m", "mlbuild.cli", "stage", name, *args])
     print(f"stage {name}: running `{command}` in {tag}", flush=True)
     volumes = {workspace: {"bind": workspace, "mode": "rw"}}
+    # Temporary files on the host, at the same path: a test that starts a container (the
+    # engine is the host's) mounts its temporary folders, and the engine resolves a mount
+    # on the host. Outside the workspace: tests make folders that are "outside git".
+    temporary = tempfile.mkdtemp(prefix=f"mlbuild-stage-{name}-")
+    volumes[temporary] = {"bind": temporary, "mode": "rw"}
     environment = {**_passed_in(volumes), "HOME": "/tmp", "PYTHONPATH": workspace,
-                   "MLBUILD_IN_IMAGE": tag, "MLBUILD_REPORTS": str(Path(reports_dir()).resolve())}
-    result = docker.run(
-        tag, ["-e", "-c", command], volumes, timeout=3600, entrypoint=["sh"],
-        working_dir=workspace, user=f"{os.getuid()}:{os.getgid()}", network_mode="host",
-        environment=environment, group_add=_socket_groups(environment))
+                   "TMPDIR": temporary, "MLBUILD_IN_IMAGE": tag,
+                   "MLBUILD_REPORTS": str(Path(reports_dir()).resolve())}
+    try:
+        # By ID: the image BuildTestImage built, whatever its tag names now.
+        result = docker.run(
+            built["id"], ["-e", "-c", command], volumes, timeout=3600, entrypoint=["sh"],
+            working_dir=workspace, user=f"{os.getuid()}:{os.getgid()}", network_mode="host",
+            environment=environment, group_add=_socket_groups(environment))
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
     print(result.logs, end="" if result.logs.endswith("\n") else "\n")
     summary = next((line.split("; JUnit:")[0] for line in reversed(result.logs.splitlines())
                     if line.startswith(f"stage {name}")), f"stage {name}: exit {result.exit_code}")
@@ -193,26 +205,38 @@ def run_in_image(name: str, module: str, args: list[str]) -> StageResult:
 
 
 #: what a stage in the image sees of the host's environment: mlbuild's settings, the AWS
-#: chain (the store, Batch, ECR), Luigi's config, the branch; nothing else leaks in
-PASSED_IN = ("MLBUILD_", "AWS_", "LUIGI_")
-PASSED_IN_NAMES = ("DOCKER_HOST", "BRANCH_NAME", "CI")
+#: chain (the store, Batch, ECR), Luigi's config, the package index's settings (the tests
+#: that build images download wheels), the branch; nothing else leaks in
+PASSED_IN = ("MLBUILD_", "AWS_", "LUIGI_", "PIP_")
+PASSED_IN_NAMES = ("DOCKER_HOST", "BRANCH_NAME", "CI", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+#: the passed-in settings that name a host path, mounted at the same path: folders the
+#: stage writes to, and the certificates and wheels the package index's settings name
+HOST_PATHS = {"MLBUILD_STORE": "rw", "MLBUILD_CACHE": "rw", "MLBUILD_WHEEL_CACHE": "rw",
+              "PIP_CERT": "ro", "PIP_FIND_LINKS": "ro", "SSL_CERT_FILE": "ro",
+              "REQUESTS_CA_BUNDLE": "ro", "AWS_CA_BUNDLE": "ro"}
 
 
 def _passed_in(volumes: dict[str, dict[str, str]]) -> dict[str, str]:
     """The host's environment a stage needs in the container, explicitly: the variables
-    named above, with the Docker engine's socket and any absolute store or cache folder
-    mounted at the same path (a host path outside the workspace would not exist there)."""
+    named above, with the Docker engine's socket and the host paths they name mounted at
+    the same path (a host path outside the workspace would not exist there). The wheel
+    cache is always the host's, so that image builds in the container reuse its wheels."""
     import os
+
+    from mlbuild.settings import wheel_cache_dir
 
     env = {k: v for k, v in os.environ.items()
            if k.startswith(PASSED_IN) or k in PASSED_IN_NAMES}
-    paths = [env.get("DOCKER_HOST", "").removeprefix("unix://")] if env.get(
-        "DOCKER_HOST", "").startswith("unix://") else []
-    paths += [env[k] for k in ("MLBUILD_STORE", "MLBUILD_CACHE") if k in env]
-    for path in paths:
+    env["MLBUILD_WHEEL_CACHE"] = str(wheel_cache_dir().resolve())
+    Path(env["MLBUILD_WHEEL_CACHE"]).mkdir(parents=True, exist_ok=True)
+    socket = env.get("DOCKER_HOST", "")
+    mounts = [(socket.removeprefix("unix://"), "rw")] if socket.startswith("unix://") else []
+    mounts += [(path, mode) for k, mode in HOST_PATHS.items() if k in env
+               for path in env[k].split()]  # PIP_FIND_LINKS may name several
+    for path, mode in mounts:
         if os.path.isabs(path) and os.path.exists(path) and not any(
-                path.startswith(mounted + os.sep) for mounted in volumes):
-            volumes[path] = {"bind": path, "mode": "rw"}
+                path == mounted or path.startswith(mounted + os.sep) for mounted in volumes):
+            volumes[path] = {"bind": path, "mode": mode}
     return env
 
 

@@ -86,8 +86,9 @@ def code_digest(module: str) -> str:
 
 @cache
 def package_version(name: str) -> str:
+    """The installed version of ``name`` (extras, as in ``moto[server]``, name no package)."""
     try:
-        return importlib.metadata.version(name)
+        return importlib.metadata.version(name.split("[")[0])
     except importlib.metadata.PackageNotFoundError as exc:
         raise ConfigError(
             f"A task declares the package {name!r}, which is not installed.",

@@ -172,8 +172,9 @@ def download_wheels(requirements: list[str], dest: Path, cache: Path,
 def _missing_base(base: str, detail: str) -> ImageError:
     return ImageError(
         f"The base image {base!r} is not in the engine and cannot be pulled: {detail}.",
-        hint="pull or build it first (`make services` builds the local base), or set another "
-             "base (MLBUILD_IMAGE_BASE or [image] base).",
+        hint="pull or build it first (`make services` builds the local bases), or set another "
+             "base (MLBUILD_IMAGE_BASE or [image] base; for the test image, "
+             "MLBUILD_TEST_IMAGE_BASE or [image] test_base).",
     )
 
 

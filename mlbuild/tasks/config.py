@@ -28,6 +28,9 @@ class ImageConfig(Section):
                                     pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
     #: MLBUILD_IMAGE_BASE overrides (CI builds a local Debian base)
     base: str = "python:3.11-slim"
+    #: the test image's base, when its tests need system packages the training image does
+    #: without (git, a browser); empty: ``base``. MLBUILD_TEST_IMAGE_BASE overrides.
+    test_base: str = ""
     #: registry v2 host[:port] to push to (ECR or any); empty: the pipeline ends at
     #: AcceptanceTest. MLBUILD_IMAGE_REGISTRY overrides.
     registry: str = ""
@@ -36,8 +39,10 @@ class ImageConfig(Section):
 
     def resolved(self) -> ImageConfig:
         """With the environment's overrides applied."""
+        base = os.environ.get("MLBUILD_IMAGE_BASE") or self.base
         return self.model_copy(update={
-            "base": os.environ.get("MLBUILD_IMAGE_BASE") or self.base,
+            "base": base,
+            "test_base": os.environ.get("MLBUILD_TEST_IMAGE_BASE") or self.test_base or base,
             "registry": os.environ.get("MLBUILD_IMAGE_REGISTRY", self.registry),
         })
 

@@ -46,6 +46,9 @@ class ImageTask(ReleaseTask):
     def image_packages(self) -> tuple[str, ...]:
         return ()
 
+    def base_image(self) -> str:
+        return self.image_config().base
+
     @property
     def packages(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*super().packages, *self.image_packages())))
@@ -80,10 +83,11 @@ class ImageTask(ReleaseTask):
                   "org.opencontainers.image.created": now(),
                   "org.opencontainers.image.title": config.repository + self.suffix,
                   "io.mlbuild.fingerprint": self.fingerprint, **labels}
-        image_id = docker.build(context, self.tag, buildargs={"BASE": config.base, **buildargs},
-                                labels=labels, base=config.base)
+        base = self.base_image()
+        image_id = docker.build(context, self.tag, buildargs={"BASE": base, **buildargs},
+                                labels=labels, base=base)
         shutil.rmtree(context)
-        record = {"tag": self.tag, "id": image_id, "base": config.base, "labels": labels}
+        record = {"tag": self.tag, "id": image_id, "base": base, "labels": labels}
         output.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         return {"tag": self.tag, "id": image_id}
 
@@ -160,7 +164,7 @@ class BuildTrainingImage(ImageTask):
 
     def settings(self):
         image = self.image_config()
-        return {"image": {"repository": image.repository, "base": image.base},
+        return {"image": {"repository": image.repository, "base": self.base_image()},
                 "sources": list(self.project_sources), "module": self.project_module}
 
     def data_digests(self):
@@ -245,3 +249,6 @@ class BuildTestImage(BuildTrainingImage):
 
     def image_packages(self) -> tuple[str, ...]:
         return (*TRAINING_PACKAGES, *self.test_packages)
+
+    def base_image(self) -> str:
+        return self.image_config().test_base

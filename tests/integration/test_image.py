@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 def imaged(built, docker_env, tmp_path):
     """A built project whose images go to a repository of its own in the test registry."""
     repository = f"test/digits-{uuid.uuid4().hex[:8]}"
-    built.edit("configs/pipeline.toml", 'repository = "mlbuild/digits"',
+    built.edit("configs/pipeline.toml", 'repository = "test/digits"',
                f'repository = "{repository}"')
     built.extra_env.update(docker_env)
     return built, repository

@@ -29,8 +29,8 @@ def service(built, docker_env):
     repository = f"test/service-{uuid.uuid4().hex[:8]}"
     for config, name in (("configs/pipeline.toml", "digits"), ("configs/synthetic.toml",
                                                                  "synthetic")):
-        built.edit(config, f'repository = "mlbuild/{name}"',
-                   f'repository = "mlbuild/{name}"\nservice_repository = "{repository}"')
+        built.edit(config, f'repository = "test/{name}"',
+                   f'repository = "test/{name}"\nservice_repository = "{repository}"')
     built.extra_env.update({**docker_env, "MLBUILD_IMAGE_REGISTRY": ""})
     return built
 

@@ -109,7 +109,7 @@ def test_an_unknown_stage_is_a_configuration_error(project):
 
 # ------------------------------------------------- the declared cycle and its Jenkinsfile
 
-ORDER = ["train", "image", "test-image", "unit --in-image", "integration", "acceptance",
+ORDER = ["train", "image", "test-image", "unit --in-image", "integration --in-image", "acceptance",
          "service-acceptance", "fetch-test-data", "accuracy --tier fast --in-image",
          "accuracy --tier full --in-image", "retrain --push", "push", "deploy --env staging",
          "deploy --env production"]
@@ -195,10 +195,10 @@ def test_deploy_promotes_the_pushed_digest_and_rolls_back(built, docker_env):
     from mlbuild.store import LocalStore
 
     built.extra_env.update(docker_env)
-    # A repository of its own: the registry outlives a test run (and serves the workspace's
-    # own cycle), so the environments' tags of mlbuild/digits may exist already.
-    built.edit("configs/pipeline.toml", 'repository = "mlbuild/digits"',
-               f'repository = "mlbuild/deploy-test-{uuid.uuid4().hex[:12]}"')
+    # A repository of its own: the registry outlives a test run, so the environments' tags
+    # of test/digits may exist already.
+    built.edit("configs/pipeline.toml", 'repository = "test/digits"',
+               f'repository = "test/deploy-{uuid.uuid4().hex[:12]}"')
     ok(built.mlbuild("stage", "push"))
     pushed = json.loads(next(built.store.glob("PushImage/*/push.json")).read_text())
     registry, repository, first = pushed["registry"], pushed["repository"], pushed["digest"]
@@ -252,9 +252,9 @@ def test_the_unit_stage_runs_in_the_test_image_and_its_junit_reaches_the_host(pr
                                                                               docker_env):
     project.extra_env.update(docker_env)
     # A repository of its own: the same project has the same fingerprint, so the same tag,
-    # and a rebuild under it would take the tag from the workspace's own test image.
-    repository = f"mlbuild/stages-{uuid.uuid4().hex[:12]}"
-    project.edit("configs/pipeline.toml", 'repository = "mlbuild/digits"',
+    # which another test's build would take.
+    repository = f"test/stages-{uuid.uuid4().hex[:12]}"
+    project.edit("configs/pipeline.toml", 'repository = "test/digits"',
                  f'repository = "{repository}"')
     (project.root / "tests" / "unit").mkdir(parents=True)
     (project.root / "tests" / "unit" / "test_where.py").write_text(

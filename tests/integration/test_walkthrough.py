@@ -46,6 +46,14 @@ def installed(tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("venv")
     ok(subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
                       capture_output=True, text=True, check=False))
+    # Made from inside a venv (the test image's /opt/venv, a laptop's), the new one sees the
+    # base Python's site-packages, not the outer venv's, where the dependencies are: a .pth
+    # adds those (after its own, so the mlbuild installed below wins).
+    where = "import site; print(site.getsitepackages()[0])"
+    own = subprocess.run([venv / "bin" / "python", "-c", where], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    outer = [p for p in sys.path if p.endswith("site-packages")]
+    Path(own, "outer-venv.pth").write_text("\n".join(outer) + "\n")
     ok(subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps",
                        str(REPO)], capture_output=True, text=True, check=False, timeout=600))
     return venv / "bin" / "python"
