@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from mlbuild.ci import git
-from mlbuild.ci.stages import StageResult, _gate_report, _verdict, _write_junit, junit_path
+from mlbuild.ci.stages import StageResult, gate_report, gate_verdict, junit_path, write_junit
 from mlbuild.core.manifest import git_commit, now
 from mlbuild.errors import ConfigError, GateFailedError
 from mlbuild.settings import reports_dir
@@ -104,7 +104,7 @@ def _summaries(gates: list, since: float) -> list[str]:
     """Each gate task's summary line (and its report), from this run or the store."""
     found = []
     for task in gates:
-        verdict = _verdict(_gate_report(task, since), task.report_folder()).strip()
+        verdict = gate_verdict(gate_report(task, since), task.report_folder()).strip()
         if verdict:
             found.append(f"{task.get_task_family()}: {verdict}")
     return found
@@ -120,7 +120,7 @@ def _failed(publish, task, gates: list, outcome, record_key: str, data,
     if outcome.exit_code == GateFailedError.exit_code:
         _record(publish, record_key, data, f"gates failed: {verdicts[-1].splitlines()[0]}")
     text = "\n".join([message, *verdicts])
-    _write_junit(NAME, f"retrain {model}", text)
+    write_junit(NAME, f"retrain {model}", text)
     return StageResult(NAME, outcome.exit_code, junit_path(NAME), text)
 
 
@@ -147,7 +147,7 @@ def _propose(publish, gates: list, data, lockfile: Path, model: str, released,
     headline = (f"stage retrain: {model} retrained on {snapshot}: gates passed; proposed on "
                 f"branch {branch} (commit {commit[:12]}){pushed}")
     summary = "\n".join([headline, *lines, f"pull request text: {report}"])
-    _write_junit(NAME, f"retrain {model}", None)
+    write_junit(NAME, f"retrain {model}", None)
     return StageResult(NAME, 0, junit_path(NAME), summary)
 
 
@@ -196,5 +196,5 @@ def _restore(lockfile: Path, original: bytes | None) -> None:
 
 
 def _done(summary: str) -> StageResult:
-    _write_junit(NAME, NAME, None)
+    write_junit(NAME, NAME, None)
     return StageResult(NAME, 0, junit_path(NAME), summary)

@@ -104,7 +104,7 @@ def _task_junit(name: str, outcome, gate_report: Path | None) -> Path:
     return path
 
 
-def _gate_report(task, started: float) -> Path | None:
+def gate_report(task, started: float) -> Path | None:
     """The JUnit report of the stage's gates: from the store when the task is complete
     (its reports are copied to the task's report folder too, for CI to archive), else the
     one a failing gate wrote in this run (in that folder)."""
@@ -139,17 +139,17 @@ def run_task_stage(name: str, module: str, family: str, extra: list[str],
     console = Console(stderr=True, highlight=False)
     with project_task(module, family, extra) as task:
         outcome = run_task(task, workers=workers, console=console)
-        gates = _gate_report(task, started)
+        gates = gate_report(task, started)
         report = task.report_folder() if isinstance(task, BuildTask) else None
     for failure in outcome.failures:
         console.print(f"✗ {failure.task} ({failure.kind})\n{failure.traceback or failure.text}",
                       markup=False, soft_wrap=True)
     junit = _task_junit(name, outcome, gates)
     return StageResult(name, outcome.exit_code, junit, f"stage {name}: "
-                       f"{_verdict(gates, report)}{outcome.summary.splitlines()[-1]}")
+                       f"{gate_verdict(gates, report)}{outcome.summary.splitlines()[-1]}")
 
 
-def _verdict(gates: Path | None, report: Path | None) -> str:
+def gate_verdict(gates: Path | None, report: Path | None) -> str:
     """What the gates concluded and where their report is, passed or not."""
     if gates is None:
         return ""
@@ -272,9 +272,9 @@ def run_deploy_stage(module: str, environment: str, to: str | None) -> StageResu
             to or pushed["digest"], model_sha256=entry.sha256 if entry else None,
             commit=git_commit(), on_branch=deploy.branch(), rollback=to is not None)
     except MlbuildError as exc:
-        _write_junit(name, case, exc.message)
+        write_junit(name, case, exc.message)
         raise
-    _write_junit(name, case, None)
+    write_junit(name, case, None)
     what = "rolled back to" if record.rollback and changed else (
         "now runs" if changed else "already runs")
     return StageResult(name, 0, junit_path(name),
@@ -282,7 +282,7 @@ def run_deploy_stage(module: str, environment: str, to: str | None) -> StageResu
                        f"manifest: {deploy.manifest_path(environment)}")
 
 
-def _write_junit(name: str, case_name: str, failure: str | None) -> None:
+def write_junit(name: str, case_name: str, failure: str | None) -> None:
     suite = ET.Element("testsuite", name=f"stage.{name}", tests="1",
                        failures=str(int(failure is not None)), skipped="0")
     case = ET.SubElement(suite, "testcase", classname=f"stage.{name}", name=case_name)
