@@ -375,19 +375,30 @@ def _reference(reference: str) -> dict[str, str]:
     return {"imageDigest" if reference.startswith("sha256:") else "imageTag": reference}
 
 
-def _ecr_lookup(registry: str, repository: str, reference: str, call):
-    """``call(ecr, image_ids)``, or None when ECR holds no such image."""
+def _ecr_request(registry: str, repository: str, reference: str, call, action: str = "read",
+                absent: tuple[str, ...] = ("ImageNotFoundException",)):
+    """``call(ecr, image_ids)``, or None when ECR answers with one of the ``absent`` codes."""
     try:
         return call(_ecr(registry), [_reference(reference)])
     except Exception as exc:
         found = aws.classify(exc)
-        if found is not None and found[1] == "ImageNotFoundException":
+        if found is not None and found[1] in absent:
             return None
-        mapped = aws.translate(exc, _ecr_call(registry, "look up", f"{repository}:{reference}"),
+        mapped = aws.translate(exc, _ecr_call(registry, action, f"{repository}:{reference}"),
                                error=ImageError, hints=ECR_HINTS)
         if mapped is exc:
             raise
         raise mapped from exc
+
+
+def _ecr_manifest(registry: str, repository: str, reference: str) -> dict | None:
+    """ECR's image (``imageManifest``, ``imageManifestMediaType``) of a tag or digest."""
+    found = _ecr_request(registry, repository, reference,
+                        lambda ecr, ids: ecr.batch_get_image(
+                            repositoryName=repository, imageIds=ids,
+                            acceptedMediaTypes=MANIFEST_TYPES.split(", ")))
+    images = found.get("images") if found else None  # a missing image is a "failure" here
+    return images[0] if images else None
 
 
 def _registry_get(registry: str, repository: str, reference: str,
@@ -415,7 +426,7 @@ def registry_digest(registry: str, repository: str, reference: str) -> str | Non
     """The digest of the manifest the registry holds under ``repository:reference`` (a tag,
     or a digest: then it says whether the registry still holds it), or None."""
     if is_ecr(registry):
-        found = _ecr_lookup(registry, repository, reference,
+        found = _ecr_request(registry, repository, reference,
                             lambda ecr, ids: ecr.describe_images(repositoryName=repository,
                                                                  imageIds=ids))
         return found["imageDetails"][0]["imageDigest"] if found else None
@@ -429,12 +440,8 @@ def registry_image_id(registry: str, repository: str, reference: str) -> str | N
     the engine's ID of the image that was pushed there. None when the registry has no such
     manifest, or it is a multi-platform index (which no single engine ID names)."""
     if is_ecr(registry):
-        found = _ecr_lookup(registry, repository, reference,
-                            lambda ecr, ids: ecr.batch_get_image(
-                                repositoryName=repository, imageIds=ids,
-                                acceptedMediaTypes=MANIFEST_TYPES.split(", ")))
-        images = found.get("images") if found else None
-        body = images[0]["imageManifest"] if images else None
+        image = _ecr_manifest(registry, repository, reference)
+        body = image["imageManifest"] if image else None
     else:
         answer = _registry_get(registry, repository, reference, "GET")
         body = answer[0] if answer else None
@@ -450,17 +457,37 @@ def _registry_url(registry: str, repository: str, reference: str) -> str:
 
 def tag_digest(registry: str, repository: str, digest: str, tag: str) -> None:
     """Point ``repository:tag`` at the manifest ``digest`` by copying the manifest (registry
-    API v2), as ``crane tag`` does: nothing is pulled, rebuilt or pushed again."""
+    API v2, or ECR's PutImage), as ``crane tag`` does: nothing is pulled, rebuilt or pushed
+    again."""
+    where = f"{registry}/{repository}@{digest}"
+    missing = ImageError(f"The registry {registry} does not hold {where}, which "
+                         f"{repository}:{tag} was to point at.",
+                         hint="push the image first (`mlbuild stage push`).")
     if is_ecr(registry):
-        raise ImageError(f"Promoting by tag is implemented for registries that speak the Docker "
-                         f"Registry HTTP API v2, not yet for ECR ({registry}).",
-                         hint="promote with `aws ecr put-image` for now.")
+        image = _ecr_manifest(registry, repository, digest)
+        if image is None:
+            raise missing
+        # ECR refuses to tag an image with the tag it already has: then there is nothing to do.
+        media = {"imageManifestMediaType": image["imageManifestMediaType"]} if image.get(
+            "imageManifestMediaType") else {}
+        _ecr_request(registry, repository, tag, lambda ecr, ids: ecr.put_image(
+            repositoryName=repository, imageManifest=image["imageManifest"], imageTag=tag,
+            **media), action="tag", absent=("ImageAlreadyExistsException",))
+    else:
+        _copy_manifest(registry, repository, digest, tag, missing)
+    held = registry_digest(registry, repository, tag)
+    if held != digest:
+        raise ImageError(f"The registry {registry} holds {held} under {repository}:{tag} after "
+                         f"it was pointed at {digest}.", hint="check the registry's state.")
+
+
+def _copy_manifest(registry: str, repository: str, digest: str, tag: str,
+                   missing: ImageError) -> None:
+    """PUT the manifest ``digest`` as ``tag`` (registry HTTP API v2)."""
     where = f"{registry}/{repository}@{digest}"
     answer = _registry_get(registry, repository, digest, "GET")
     if answer is None:
-        raise ImageError(f"The registry {registry} does not hold {where}, which "
-                         f"{repository}:{tag} was to point at.",
-                         hint="push the image first (`mlbuild stage push`).")
+        raise missing
     manifest, headers = answer
     media_type = {k.lower(): v for k, v in headers.items()}["content-type"]
     try:
@@ -475,10 +502,6 @@ def tag_digest(registry: str, repository: str, digest: str, tag: str) -> None:
     except OSError as exc:
         raise ImageError(f"Cannot reach the registry {registry}: {exc}.",
                          hint="check that it is up and reachable.") from exc
-    held = registry_digest(registry, repository, tag)
-    if held != digest:
-        raise ImageError(f"The registry {registry} holds {held} under {repository}:{tag} after "
-                         f"it was pointed at {digest}.", hint="check the registry's state.")
 
 
 def labels_of(tag: str) -> dict[str, str]:
