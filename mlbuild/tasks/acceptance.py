@@ -17,7 +17,7 @@ from mlbuild.errors import ImageError
 from mlbuild.images import docker
 from mlbuild.settings import reports_dir
 from mlbuild.tasks.evaluate import GatedTask, gate, tier_rows
-from mlbuild.tasks.image import BuildImage
+from mlbuild.tasks.image import BuildImage, stale_image
 
 NOT_COMPARED = ("the acceptance test judges the image alone; EvaluateAccuracy compared its "
                 "model with the released one")
@@ -39,6 +39,10 @@ class AcceptanceTest(GatedTask):
 
     def requires(self):
         return {"image": self.project_task(BuildImage), "split": self.test_task()}
+
+    def invalidation_reason(self):
+        # The verdict is the image's: a new build of it (the engine lost it) is tested anew.
+        return stale_image(self.requires()["image"], self.read_manifest().extra.get("image_id"))
 
     def report_folder(self) -> Path:
         return Path(reports_dir(), "acceptance")
@@ -74,7 +78,7 @@ class AcceptanceTest(GatedTask):
                           f"Acceptance test of {tag}", extra={"image": tag, "health": health},
                           absent=NOT_COMPARED)
         self.keep_reports(evaluation, work, f"The image {tag} fails the accuracy gates: ")
-        summary = {"image": tag, "rows": len(test)}
+        summary = {"image": tag, "image_id": image, "rows": len(test)}
         if self.kind == "classification":
             summary["accuracy"] = float(np.mean(candidate.y_pred == candidate.y_true))
         return summary

@@ -4,7 +4,9 @@ BuildImage builds the library's ``Dockerfile.serve`` around the model models.loc
 (verified), the project's inference module and ``serve.py``. BuildTrainingImage installs
 mlbuild as a wheel beside the project's sources, to run any task in (AWS Batch). PushImage
 pushes the serving image once AcceptanceTest passed. Each is complete only while what it
-made still exists: the image in the engine (or registry), the pushed digest in the registry.
+made still exists: the image in the engine by ID (or in the registry), the pushed digest in
+the registry. What runs and is pushed is the recorded image ID, never whatever a tag names
+now: another build of the same fingerprint may have taken the tag.
 """
 
 from __future__ import annotations
@@ -57,9 +59,13 @@ class ImageTask(ReleaseTask):
     def tag(self) -> str:
         return f"{self.image_config().repository}{self.suffix}:{self.fingerprint[:16]}"
 
+    def recorded(self) -> dict:
+        """What the build recorded (``image.json``): the tag, the image ID, the base, labels."""
+        return json.loads(self.store.get_bytes(f"{self.prefix}/image.json",
+                                               self.read_manifest().outputs["image"].sha256))
+
     def invalidation_reason(self):
-        recorded = json.loads(self.store.get_bytes(f"{self.prefix}/image.json",
-                                                   self.read_manifest().outputs["image"].sha256))
+        recorded = self.recorded()
         # By ID, not by tag: another build of the same fingerprint (a second job of the same
         # commit on this engine) may have taken the tag; the image built here is still this
         # task's output, and what its downstream tasks run and push.
@@ -90,6 +96,17 @@ class ImageTask(ReleaseTask):
         record = {"tag": self.tag, "id": image_id, "base": base, "labels": labels}
         output.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         return {"tag": self.tag, "id": image_id}
+
+
+def stale_image(image: ImageTask, used: str | None, *, rebuilt_only: bool = False) -> str | None:
+    """Why a result made from the image of ID ``used`` no longer counts: ``image`` is to be
+    built again (unless ``rebuilt_only``), or it has built another image since."""
+    if not image.result_exists() or (not rebuilt_only and not image.complete()):
+        return f"{image.task_family} is to build its image again"
+    built = image.recorded()["id"]
+    if used is not None and built != used:
+        return f"{image.task_family} has built another image ({built[:19]}) since {used[:19]}"
+    return None
 
 
 class BuildImage(ImageTask):
@@ -213,10 +230,11 @@ class PushImage(ImageTask):
         # By digest: the push is what the deploy promotes; the tag may since name another
         # build of the same fingerprint, which does not unpush this one.
         pushed = self.read_manifest().extra
-        if docker.registry_digest(pushed["registry"], pushed["repository"], pushed["digest"]):
-            return None
-        return (f"the registry holds nothing under {pushed['repository']}@{pushed['digest']} "
-                f"(pushed as {pushed['repository']}:{pushed['tag']})")
+        if not docker.registry_digest(pushed["registry"], pushed["repository"], pushed["digest"]):
+            return (f"the registry holds nothing under {pushed['repository']}@{pushed['digest']} "
+                    f"(pushed as {pushed['repository']}:{pushed['tag']})")
+        # What was pushed was tested; only a new build (tested in its turn) replaces it.
+        return stale_image(self.requires()["image"], pushed.get("image_id"), rebuilt_only=True)
 
     def build(self, inputs, outputs):
         registry = self.image_config().registry

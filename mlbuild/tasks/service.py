@@ -37,7 +37,7 @@ from mlbuild.images import docker
 from mlbuild.release import LockFile, ModelEntry
 from mlbuild.settings import cache_dir, reports_dir
 from mlbuild.store import LocalCache, StoredObject, file_digest, locate, open_store
-from mlbuild.tasks.image import FILES, SERVING_PACKAGES, ImageTask
+from mlbuild.tasks.image import FILES, SERVING_PACKAGES, ImageTask, stale_image
 from mlbuild.tasks.inference import Inference
 from mlbuild.tasks.release import ReleaseTask
 
@@ -180,6 +180,10 @@ class ServiceAcceptanceTest(ReleaseTask):
     def requires(self):
         return {"image": self.image_task()}
 
+    def invalidation_reason(self):
+        # The verdict is the image's: a new build of it (the engine lost it) is tested anew.
+        return stale_image(self.image_task(), self.read_manifest().extra.get("image_id"))
+
     def settings(self):
         # The training result names the test rows, when the lock names none.
         return {"models": {n: e.fingerprint for n, e in self.image_task().released().items()}}
@@ -284,7 +288,7 @@ class ServiceAcceptanceTest(ReleaseTask):
                         hint="rebuild the image (`luigi --module tasks BuildServiceImage`) "
                              "from the lock as it is; a model it lacks, or answers that "
                              "differ, mean the image and the lock disagree.")
-        return {"image": tag, "models": verdicts}
+        return {"image": tag, "image_id": built["id"], "models": verdicts}
 
     def report(self, verdicts: dict[str, dict], tag: str, outputs: dict[str, Path]) -> None:
         """JUnit (a test case per model) and results.json, in the store and for CI."""
