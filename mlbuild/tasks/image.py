@@ -70,12 +70,22 @@ class ImageTask(ReleaseTask):
         # commit on this engine) may have taken the tag; the image built here is still this
         # task's output, and what its downstream tasks run and push.
         if docker.image_id(recorded["id"]) == recorded["id"]:
-            return None
+            return self._base_changed(recorded)
         registry = self.image_config().registry
         repository, tag = self.tag.split(":")
         if registry and docker.registry_image_id(registry, repository, tag) == recorded["id"]:
             return None
         return f"the Docker engine no longer holds {self.tag} as {recorded['id'][:19]}"
+
+    @staticmethod
+    def _base_changed(recorded: dict) -> str | None:
+        """The base is named in the fingerprint, not what it is: a base rebuilt or pulled
+        anew under the same name (new system packages) is a new image to build on."""
+        base, was = recorded["base"], recorded.get("base_id")
+        now = docker.image_id(base) if was else None
+        if now is not None and now != was:
+            return f"the base image {base} is another image now ({now[:19]}, not {was[:19]})"
+        return None
 
     def build_image(self, context: Path, output: Path, buildargs: dict[str, str],
                     labels: dict[str, str]) -> dict:
@@ -93,15 +103,16 @@ class ImageTask(ReleaseTask):
         image_id = docker.build(context, self.tag, buildargs={"BASE": base, **buildargs},
                                 labels=labels, base=base)
         shutil.rmtree(context)
-        record = {"tag": self.tag, "id": image_id, "base": base, "labels": labels}
+        record = {"tag": self.tag, "id": image_id, "base": base, "base_id": docker.image_id(base),
+                  "labels": labels}
         output.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         return {"tag": self.tag, "id": image_id}
 
 
-def stale_image(image: ImageTask, used: str | None, *, rebuilt_only: bool = False) -> str | None:
+def stale_image(image: ImageTask, used: str | None) -> str | None:
     """Why a result made from the image of ID ``used`` no longer counts: ``image`` is to be
-    built again (unless ``rebuilt_only``), or it has built another image since."""
-    if not image.result_exists() or (not rebuilt_only and not image.complete()):
+    built again, or it has built another image since."""
+    if not image.complete():
         return f"{image.task_family} is to build its image again"
     built = image.recorded()["id"]
     if used is not None and built != used:
@@ -233,8 +244,8 @@ class PushImage(ImageTask):
         if not docker.registry_digest(pushed["registry"], pushed["repository"], pushed["digest"]):
             return (f"the registry holds nothing under {pushed['repository']}@{pushed['digest']} "
                     f"(pushed as {pushed['repository']}:{pushed['tag']})")
-        # What was pushed was tested; only a new build (tested in its turn) replaces it.
-        return stale_image(self.requires()["image"], pushed.get("image_id"), rebuilt_only=True)
+        # A new build (the engine lost the image, the base changed) is tested, then pushed.
+        return stale_image(self.requires()["image"], pushed.get("image_id"))
 
     def build(self, inputs, outputs):
         registry = self.image_config().registry

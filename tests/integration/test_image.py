@@ -162,6 +162,31 @@ def test_another_build_taking_the_tag_changes_neither_what_is_tested_nor_what_is
     assert json.loads(manifest.read())["config"]["digest"] == built["id"]
 
 
+def test_a_base_image_rebuilt_under_its_name_is_built_on_tested_and_pushed(imaged, docker_env):
+    project, _ = imaged
+    client = docker_client(docker_env)
+    base = f"test/base-{uuid.uuid4().hex[:8]}:bookworm"
+    client.images.get(docker_env["MLBUILD_IMAGE_BASE"]).tag(base)
+    project.extra_env["MLBUILD_IMAGE_BASE"] = base
+    ok(project.luigi("FullPipeline"))
+    first = _record(project, "BuildImage", "image.json")
+    assert first["base_id"] == client.images.get(base).id
+
+    # The same name, another image (as after `make services` rebuilt it, or a new pull).
+    rebuilt = client.images.build(fileobj=io.BytesIO(
+        f"FROM {docker_env['MLBUILD_IMAGE_BASE']}\nLABEL rebuilt=yes\n".encode()), tag=base,
+        network_mode="none", rm=True)[0]
+    status = ok(project.mlbuild("status", "FullPipeline")).stdout
+    assert f"the base image {base} is another image now ({rebuilt.id[:19]}" in status
+    before = project.manifests()
+    ok(project.luigi("FullPipeline"))
+    assert project.ran_since(before) == {"BuildImage", "AcceptanceTest", "PushImage"}
+    second = _record(project, "BuildImage", "image.json")
+    assert second["base_id"] == rebuilt.id and second["id"] != first["id"]
+    assert _record(project, "PushImage", "push.json")["image_id"] == second["id"]
+    client.images.remove(base, force=True)
+
+
 def test_a_new_model_rebuilds_only_the_last_layers(imaged, docker_env):
     project, _ = imaged
     ok(project.luigi("FullPipeline"))
