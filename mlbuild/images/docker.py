@@ -403,12 +403,13 @@ def _ecr_manifest(registry: str, repository: str, reference: str) -> dict | None
 
 def _registry_get(registry: str, repository: str, reference: str,
                   method: str) -> tuple[bytes, dict] | None:
-    """The registry's answer (body, headers) for a manifest, or None when it has none."""
+    """The registry's answer (body, headers by lower-case name) for a manifest, or None
+    when it has none."""
     request = urllib.request.Request(_registry_url(registry, repository, reference),
                                      method=method, headers={"Accept": MANIFEST_TYPES})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.read(), dict(response.headers)
+            return response.read(), {k.lower(): v for k, v in response.headers.items()}
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
@@ -431,8 +432,7 @@ def registry_digest(registry: str, repository: str, reference: str) -> str | Non
                                                                  imageIds=ids))
         return found["imageDetails"][0]["imageDigest"] if found else None
     answer = _registry_get(registry, repository, reference, "HEAD")
-    return {k.lower(): v for k, v in answer[1].items()}.get("docker-content-digest") \
-        if answer else None
+    return answer[1].get("docker-content-digest") if answer else None
 
 
 def registry_image_id(registry: str, repository: str, reference: str) -> str | None:
@@ -489,7 +489,7 @@ def _copy_manifest(registry: str, repository: str, digest: str, tag: str,
     if answer is None:
         raise missing
     manifest, headers = answer
-    media_type = {k.lower(): v for k, v in headers.items()}["content-type"]
+    media_type = headers["content-type"]
     try:
         put = urllib.request.Request(_registry_url(registry, repository, tag), data=manifest,
                                      method="PUT", headers={"Content-Type": media_type})

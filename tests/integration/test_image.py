@@ -29,6 +29,13 @@ def imaged(built, docker_env, tmp_path):
     return built, repository
 
 
+def _another_image(client, docker_env, tag: str):
+    """A new image (the base and a label) under ``tag``: another build taking the tag."""
+    dockerfile = f"FROM {docker_env['MLBUILD_IMAGE_BASE']}\nLABEL another={uuid.uuid4().hex}\n"
+    return client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag,
+                               network_mode="none", rm=True)[0]
+
+
 def _record(project, family: str, name: str) -> dict:
     return json.loads(next(project.store.glob(f"{family}/*/{name}")).read_text())
 
@@ -138,9 +145,7 @@ def test_another_build_taking_the_tag_changes_neither_what_is_tested_nor_what_is
     registry = docker_env["MLBUILD_IMAGE_REGISTRY"]
     remote = f"{registry}/{repository}"
     # Another image takes the tag, in the engine and in the registry.
-    other = client.images.build(fileobj=io.BytesIO(
-        f"FROM {docker_env['MLBUILD_IMAGE_BASE']}\nLABEL other=build\n".encode()),
-        tag=built["tag"], network_mode="none", rm=True)[0]
+    other = _another_image(client, docker_env, built["tag"])
     other.tag(remote, pushed["tag"])
     client.images.push(remote, pushed["tag"])
     assert client.images.get(built["tag"]).id != built["id"]
@@ -173,9 +178,7 @@ def test_a_base_image_rebuilt_under_its_name_is_built_on_tested_and_pushed(image
     assert first["base_id"] == client.images.get(base).id
 
     # The same name, another image (as after `make services` rebuilt it, or a new pull).
-    rebuilt = client.images.build(fileobj=io.BytesIO(
-        f"FROM {docker_env['MLBUILD_IMAGE_BASE']}\nLABEL rebuilt=yes\n".encode()), tag=base,
-        network_mode="none", rm=True)[0]
+    rebuilt = _another_image(client, docker_env, base)
     status = ok(project.mlbuild("status", "FullPipeline")).stdout
     assert f"the base image {base} is another image now ({rebuilt.id[:19]}" in status
     before = project.manifests()
